@@ -10,17 +10,39 @@ class StoreError(Exception):
 
 
 class NotFound(StoreError):
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"{kind} {name!r} not found")
+    """
+    A named object does not exist, or is not in the group C{container}.
+    """
+
+    def __init__(self, kind: str, name: str, container: str | None = None) -> None:
+        where = f" in {container}" if container else ""
+        super().__init__(f"{kind} {name!r} not found{where}")
         self.kind = kind
         self.name = name
+        self.container = container
 
 
 class AlreadyExists(StoreError):
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"{kind} {name!r} already exists; choose another name")
+    """
+    An object with this name exists already, or is already a member of the
+    group C{container}; C{fix} says what to do instead.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        fix: str = "choose another name",
+        container: str | None = None,
+    ) -> None:
+        if container:
+            super().__init__(f"{kind} {name!r} is already a member of {container}")
+        else:
+            super().__init__(f"{kind} {name!r} already exists; {fix}")
         self.kind = kind
         self.name = name
+        self.fix = fix
+        self.container = container
 
 
 class InvalidValue(StoreError):

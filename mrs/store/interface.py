@@ -6,7 +6,26 @@ Every method returns a L{Deferred}; implementations never block the
 reactor.  Every method that changes something takes the C{actor} (the
 account name, or C{"cli"} / C{"system"}) and writes one audit entry in the
 same transaction as the change, and bumps the store's generation number so
-that other processes sharing the database notice the change.
+that other processes sharing the database notice the change.  Noting an API
+token's use (L{IStore.findApiToken}) and L{IStore.audit} itself are not
+changes: they bump nothing.
+
+Methods that change a user, device, group or rule return the changed
+record; removals return L{None}.  Every method validates its arguments and
+fails with L{mrs.store.errors.InvalidValue} for a bad name, kind, role,
+right or schedule, and with L{mrs.store.errors.NotFound} for a missing
+user, device, group, rule or token (except the C{get...} and
+C{findApiToken} methods, which return L{None}).
+
+Audit entries: C{action} is one of C{user.add}, C{user.password},
+C{user.enable}, C{user.disable}, C{user.role}, C{user.remove},
+C{device.add}, C{device.update}, C{device.secret}, C{device.enable},
+C{device.disable}, C{device.remove}, C{group.add}, C{group.remove},
+C{group.member_add}, C{group.member_remove}, C{rule.add}, C{rule.update},
+C{rule.remove}, C{setting.set}, C{token.add}, C{token.remove}; C{object} is
+C{kind:name} with kind C{user}, C{device}, C{user_group}, C{device_group},
+C{rule}, C{setting} or C{token}; C{detail} is compact JSON with sorted keys
+and never holds a password, secret, hash or setting value.
 """
 
 from __future__ import annotations
@@ -159,6 +178,17 @@ class IStore(Interface):
 
         @raise NotFound: the subject or target does not exist.
         @raise InvalidValue: an unknown right or kind.
+        @raise AlreadyExists: a rule with the same subject, target and
+            schedule exists (its id is the error's C{name}); change its
+            rights with L{setRuleRights} instead.
+        """
+
+    def setRuleRights(ruleId, rights, actor):  # type: ignore[no-untyped-def]
+        """
+        Replace the rights of one rule and return the L{Rule}.
+
+        @raise NotFound: no such rule.
+        @raise InvalidValue: an empty set or an unknown right.
         """
 
     def removeRule(ruleId, actor):  # type: ignore[no-untyped-def]

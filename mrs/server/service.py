@@ -1,0 +1,303 @@
+"""
+The services of a running server, built from a L{Config}.
+
+L{buildServices} returns them in start order: the store, the TLS material,
+the permission service, the hub, the client listeners, the admin site and
+the metrics updater.  Services that need another one to be ready (the
+store open, the key and certificate loaded) wait for its C{whenReady}
+Deferred before they listen, so nothing is exposed half-configured.  A
+failure while starting is logged and stops the reactor.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import IService, Service
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    fail,
+    gatherResults,
+    inlineCallbacks,
+    succeed,
+)
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+
+from mrs.config import Config
+from mrs.permissions import PermissionService
+from mrs.relay.hub import Hub
+from mrs.server.auth import Authenticator
+from mrs.server.factory import ClientFactory, SessionSettings, portNumber
+
+#: ALPN protocol ids: our client ports, and HTTP/1.1 on the admin port.
+CLIENT_ALPN = [b"mrs/1"]
+ADMIN_ALPN = [b"http/1.1"]
+
+log = Logger("mrs")
+
+
+def prepareDataDir(path: Path) -> None:
+    """
+    Create the data directory with mode 0700 if it does not exist.
+    """
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True)
+        log.info("created data directory {path}", path=str(path))
+    elif path.stat().st_mode & 0o077:
+        log.warn("data directory {path} is readable by other users; "
+                 "run chmod 700 on it", path=str(path))
+
+
+def _failStartup(reactor: Any, what: str):  # type: ignore[no-untyped-def]
+    def failed(failure):  # type: ignore[no-untyped-def]
+        log.failure("{what} failed to start; stopping the server", failure, what=what)
+        if reactor.running:
+            reactor.stop()
+        return None
+
+    return failed
+
+
+class Readiness:
+    """
+    A one-shot event that any number of callers may wait for.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[Deferred[None]] = []
+        self._fired = False
+        self._failure: Failure | None = None
+
+    def whenReady(self) -> Deferred[None]:
+        if self._fired:
+            return fail(self._failure) if self._failure is not None else succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def fire(self, failure: Failure | None = None) -> None:
+        self._fired = True
+        self._failure = failure
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if failure is None:
+                d.callback(None)
+            else:
+                d.errback(failure)
+
+
+class StoreService(Service):
+    """
+    Opens the store and, on the first start, creates the admin account.
+    """
+
+    name = "store"
+    log = Logger()
+
+    def __init__(self, store: Any, dataDir: Path, reactor: Any) -> None:
+        self.store = store
+        self.dataDir = dataDir
+        self.reactor = reactor
+        self.ready = Readiness()
+
+    def whenReady(self) -> Deferred[None]:
+        return self.ready.whenReady()
+
+    def startService(self) -> None:
+        super().startService()
+        d = self._open()
+        d.addCallbacks(lambda _: self.ready.fire(), self._failed)
+
+    def _failed(self, failure: Failure) -> None:
+        self.ready.fire(failure)
+        _failStartup(self.reactor, "the store")(failure)
+
+    @inlineCallbacks
+    def _open(self):  # type: ignore[no-untyped-def]
+        prepareDataDir(self.dataDir)
+        yield self.store.open()
+        self.log.info("store opened: {path}", path=str(self.store.path))
+        users = yield self.store.listUsers()
+        if not users:
+            yield self._createFirstAdmin()
+
+    @inlineCallbacks
+    def _createFirstAdmin(self):  # type: ignore[no-untyped-def]
+        from mrs.passwords import generatePassword, hashPasswordInThread
+
+        password = generatePassword()
+        hashed = yield hashPasswordInThread(password)
+        yield self.store.addUser("admin", "admin", hashed, actor="system",
+                                 mustChangePassword=True)
+        # The one place a password is logged, on purpose: the operator needs
+        # it to log in once, and must change it at that first login.
+        self.log.warn(
+            "created the admin account with the one-time password {password} ; "
+            "log in at the admin web UI and change it now (it is shown only this once)",
+            password=password,
+        )
+
+    def stopService(self) -> Deferred[None] | None:  # type: ignore[override]
+        super().stopService()
+        self.log.info("store closing")
+        return self.store.close()
+
+
+class HubService(Service):
+    """
+    Owns the hub and feeds it permission changes.
+    """
+
+    name = "hub"
+
+    def __init__(self, hub: Hub, permissions: PermissionService) -> None:
+        self.hub = hub
+        self.permissions = permissions
+
+    def startService(self) -> None:
+        super().startService()
+        self.permissions.addListener(self.hub.applyPermissions)
+
+
+class ListenerService(Service):
+    """
+    Listens on a set of endpoints once its dependencies are ready, and
+    stops listening when stopped.
+    """
+
+    log = Logger()
+
+    def __init__(self, name: str, reactor: Any, listeners: list[tuple[str, str, Any]],
+                 dependencies: list[Any]) -> None:
+        self.name = name
+        self.reactor = reactor
+        self.listeners = listeners
+        self.dependencies = dependencies
+        self.ports: list[Any] = []
+        self.ready = Readiness()
+
+    def whenReady(self) -> Deferred[None]:
+        return self.ready.whenReady()
+
+    def startService(self) -> None:
+        super().startService()
+        d = gatherResults([dep.whenReady() for dep in self.dependencies], consumeErrors=True)
+        d.addCallback(lambda _: self._listen())
+        d.addCallbacks(lambda _: self.ready.fire(), self._failed)
+
+    def _failed(self, failure: Failure) -> None:
+        self.ready.fire(failure)
+        _failStartup(self.reactor, self.name)(failure)
+
+    @inlineCallbacks
+    def _listen(self):  # type: ignore[no-untyped-def]
+        for label, description, factoryMaker in self.listeners:
+            endpoint = serverFromString(self.reactor, description)
+            port = yield endpoint.listen(factoryMaker())
+            self.ports.append(port)
+            address = port.getHost()
+            self.log.info("{label} listening on {host} port {port}", label=label,
+                          host=address.host, port=address.port)
+
+    def stopService(self) -> Deferred[Any]:  # type: ignore[override]
+        super().stopService()
+        ports, self.ports = self.ports, []
+        self.log.info("{name} stopping", name=self.name)
+        return DeferredList([Deferred.fromCoroutine(_stop(p)) for p in ports])
+
+
+async def _stop(port: Any) -> None:
+    await port.stopListening()
+
+
+def buildServices(config: Config, reactor: Any) -> list[IService]:
+    """
+    Build the server's services, in start order, from C{config}.
+    """
+    from mrs.metrics import Metrics
+    from mrs.store.sqlite import SQLiteStore
+    from mrs.tls import TLSMaterial
+
+    dataDir = Path(config.data_dir).absolute()
+    metrics = Metrics()
+    if config.database != "sqlite":
+        from mrs.store.postgres import PostgresStore  # type: ignore[import-not-found]
+
+        store: Any = PostgresStore(config.database)
+    else:
+        store = SQLiteStore(dataDir / "mrs.sqlite3")
+    storeService = StoreService(store, dataDir, reactor)
+
+    tls = TLSMaterial(dataDir, config.server_names, config.min_tls_version, config.key_type,
+                      store, reactor)
+    tls.setName("tls")
+
+    permissions = PermissionService(store, reactor, config.time_zone, metrics=metrics)
+    permissions.setName("permissions")
+
+    from mrs.server.locations import LocationPolicy
+
+    hub = Hub(reactor, permissions, reconnectGrace=config.reconnect_grace,
+              onDemandLinger=config.on_demand_linger,
+              locationAlwaysOn=config.location_always_on, metrics=metrics,
+              validateLocation=LocationPolicy())
+    hubService = HubService(hub, permissions)
+
+    settings = SessionSettings.fromConfig(config)
+    authenticator = Authenticator(
+        store, reactor, allowPlaintext=config.allow_plaintext,
+        failureDelay=config.login_failure_delay,
+        failuresPerMinute=config.login_failures_per_minute,
+        tokenLifetime=config.token_lifetime,
+        tlsPortNumber=portNumber(config.client_tls_port), metrics=metrics,
+    )
+    registry: set[Any] = set()
+
+    def plaintextFactory() -> ClientFactory:
+        return ClientFactory(reactor, hub, authenticator, settings,
+                             tls.serverCreator(CLIENT_ALPN), tlsPort=False,
+                             registry=registry, metrics=metrics)
+
+    def tlsFactory() -> TLSMemoryBIOFactory:
+        inner = ClientFactory(reactor, hub, authenticator, settings,
+                              tls.serverCreator(CLIENT_ALPN), tlsPort=True,
+                              registry=registry, metrics=metrics)
+        return TLSMemoryBIOFactory(tls.serverCreator(CLIENT_ALPN), False, inner)
+
+    clients = ListenerService(
+        "client listeners", reactor,
+        [("client port (plaintext, STARTTLS)", config.client_port, plaintextFactory),
+         ("client port (TLS)", config.client_tls_port, tlsFactory)],
+        [storeService, tls, permissions],
+    )
+
+    def adminFactory() -> TLSMemoryBIOFactory:
+        from twisted.web.server import Site
+
+        from mrs.admin.app import AdminApp
+
+        app = AdminApp(store=store, tls=tls, hub=hub, permissions=permissions,
+                       config=config, reactor=reactor, metrics=metrics)
+        site = Site(app.resource())
+        site.displayTracebacks = False
+        return TLSMemoryBIOFactory(tls.serverCreator(ADMIN_ALPN), False, site)
+
+    admin = ListenerService("admin web site", reactor,
+                            [("admin web UI (HTTPS)", config.admin_port, adminFactory)],
+                            [storeService, tls, permissions])
+
+    from mrs.server.metricsservice import MetricsService
+
+    metricsService = MetricsService(metrics, tls)
+
+    log.info("MRS server starting: configuration from {source}, data directory {dataDir}, "
+             "run by {user} (pid {pid})", source=config.source, dataDir=str(dataDir),
+             user=getpass.getuser(), pid=os.getpid())
+    return [storeService, tls, permissions, hubService, clients, admin, metricsService]
