@@ -19,7 +19,14 @@ from mrs.server.auth import Authenticator
 from mrs.server.factory import ClientFactory, SessionSettings
 from mrs.server.locations import LocationPolicy
 from mrs.store.memory import MemoryStore
-from mrs.wire import PREAMBLE, Decoder, MediaFrame, encodeMessage, parseMessage
+from mrs.wire import (
+    PREAMBLE,
+    Decoder,
+    InvalidMessage,
+    MediaFrame,
+    encodeMessage,
+    parseMessage,
+)
 
 #: Cheap argon2 parameters: tests hash many passwords.
 _FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -61,12 +68,16 @@ class ServerCore:
         self.store = MemoryStore(clock=self.clock.seconds)
         populate(self.store)
         self.permissions = PermissionService(self.store, self.clock)
-        self.permissions.refreshNow()
+        self.permissions.startService()
         self.hub = Hub(self.clock, self.permissions, reconnectGrace=settings.pop("grace", 30.0),
                        onDemandLinger=settings.pop("linger", 5.0),
                        locationAlwaysOn=settings.pop("locationAlwaysOn", True),
                        validateLocation=LocationPolicy())
         self.permissions.addListener(self.hub.applyPermissions)
+        # Pings would interleave with what the tests expect; the keepalive
+        # tests set their own intervals.
+        settings.setdefault("keepaliveInterval", 3600.0)
+        settings.setdefault("idleTimeout", 7200.0)
         self.settings = SessionSettings(**settings)
         self.authenticator = Authenticator(
             self.store, self.clock, allowPlaintext=allowPlaintext, failureDelay=1.0,
@@ -87,13 +98,14 @@ class ServerCore:
         client.send({"type": "login", "device": deviceId,
                      "secret": secret or f"{deviceId}-secret"})
         reply = client.receive()
-        assert reply[-1]["type"] == "login_ok", reply
+        assert reply[0]["type"] == "login_ok", reply
+        client.startup = []
         if tracks:
             codecs = {"video": "h264", "audio": "aac"}
             client.send({"type": "announce", "tracks": [
                 {"track": t, "codec": codecs[t]} if t in codecs else {"track": t}
                 for t in tracks]})
-            client.receive()
+            client.startup = client.receive()
         return client
 
     def monitor(self, user: str = "alice", password: str | None = None) -> WireClient:
@@ -116,6 +128,8 @@ class WireClient:
         self.transport = transport
         self.decoder = Decoder(64 * 1024 * 1024, expectPreamble=False)
         self.preambleSent = False
+        #: What the server sent right after the device's announce.
+        self.startup: list[Any] = []
 
     def sendRaw(self, data: bytes) -> None:
         self.session.dataReceived(data)
@@ -148,6 +162,8 @@ class WireClient:
         self.transport.clear()
         result: list[Any] = []
         for item in self.decoder.feed(data):
+            if isinstance(item, InvalidMessage):
+                raise AssertionError(f"the server sent an invalid message: {item.error}")
             result.append(item if isinstance(item, MediaFrame) else item.toDict())
         return result
 

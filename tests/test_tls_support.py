@@ -126,7 +126,8 @@ class RecordingClient(Protocol):
 
     def __init__(self) -> None:
         self.handshake: Deferred[RecordingClient] = Deferred()
-        self.lost: Deferred[Failure] = Deferred()
+        self.lost: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
         self.reply: Deferred[bytes] | None = None
 
     def handshakeCompleted(self) -> None:
@@ -138,9 +139,10 @@ class RecordingClient(Protocol):
             reply.callback(data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.reason = reason
         if not self.handshake.called:
             self.handshake.errback(reason)
-        self.lost.callback(reason)
+        self.lost.callback(None)
 
     def echo(self, data: bytes) -> Deferred[bytes]:
         self.reply = Deferred()
@@ -174,8 +176,9 @@ class LoopbackMixin:
         async def close() -> None:
             await port.stopListening()
             for connection in serverFactory.connections:  # type: ignore[attr-defined]
-                connection.transport.abortConnection()
-                await connection.lost
+                if not connection.lost.called:
+                    connection.transport.abortConnection()
+                    await connection.lost
 
         self.addCleanup(lambda: Deferred.fromCoroutine(close()))  # type: ignore[attr-defined]
         return port.getHost().port  # type: ignore[no-any-return]
@@ -191,8 +194,9 @@ class LoopbackMixin:
         client: RecordingClient = await endpoint.connect(Factory.forProtocol(RecordingClient))
 
         async def close() -> None:
-            client.transport.abortConnection()  # type: ignore[union-attr]
-            await client.lost
+            if client.reason is None:
+                client.transport.abortConnection()  # type: ignore[union-attr]
+                await client.lost
 
         self.addCleanup(lambda: Deferred.fromCoroutine(close()))  # type: ignore[attr-defined]
         return await client.handshake

@@ -104,12 +104,12 @@ class DevicePages(RouteGroup):
         return html.page("Devices", body, user=session.user, csrfToken=session.csrfToken,
                          current="/admin/devices")
 
-    @app.route("/", methods=["GET"])
+    @app.route("/", strict_slashes=False, methods=["GET"])
     @adminPage
     async def listDevices(self, request: IRequest, session: AdminSession) -> bytes:
         return await self._render(request, session, html.Form())
 
-    @app.route("/", methods=["POST"])
+    @app.route("/", strict_slashes=False, methods=["POST"])
     @adminPage
     async def addDevice(self, request: IRequest, session: AdminSession) -> bytes:
         deviceId = formValue(request, "deviceId").strip()
@@ -278,12 +278,12 @@ class UserPages(RouteGroup):
         return html.page("Users", body, user=session.user, csrfToken=session.csrfToken,
                          current="/admin/users")
 
-    @app.route("/", methods=["GET"])
+    @app.route("/", strict_slashes=False, methods=["GET"])
     @adminPage
     async def listUsers(self, request: IRequest, session: AdminSession) -> bytes:
         return await self._render(request, session, html.Form())
 
-    @app.route("/", methods=["POST"])
+    @app.route("/", strict_slashes=False, methods=["POST"])
     @adminPage
     async def addUser(self, request: IRequest, session: AdminSession) -> bytes:
         name = formValue(request, "name").strip()

@@ -31,7 +31,7 @@ from mrs.admin.base import (
 from mrs.admin.openapi import openApiDocument
 from mrs.admin.rules import explainRights
 from mrs.admin.sessions import digest
-from mrs.admin.status import serverStatus
+from mrs.admin.status import currentPair, serverStatus
 from mrs.admin.system import STORED_PREFIX, displayValue, effectiveSettings
 from mrs.config import SCHEMA
 from mrs.store.errors import InvalidValue
@@ -45,8 +45,7 @@ from mrs.store.models import (
     Schedule,
     User,
 )
-
-KEY_TYPES = ("rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384")
+from mrs.tls import KEY_TYPES, GenerateError, SubjectFields
 
 
 def deviceJson(device: Device) -> dict[str, Any]:
@@ -488,8 +487,8 @@ class ApiV1(RouteGroup):
     @app.route("/certificate", methods=["GET"])
     @apiRoute
     async def certificate(self, request: IRequest, actor: str) -> Any:
-        current = getattr(self.admin.tls, "current", None)
-        if current is None or getattr(current, "info", None) is None:
+        current = currentPair(self.admin.tls)
+        if current is None:
             raise PageNotFound("No certificate is loaded yet.")
         result = certificateJson(current.info)
         result["pem"] = bytes(current.certificatePem).decode("ascii")
@@ -535,11 +534,17 @@ class ApiV1(RouteGroup):
             raise RequestError(f"The field 'keyType' must be one of: {', '.join(KEY_TYPES)}.")
         if selfSigned is None:
             selfSigned = True
-        result = await self.admin.tls.generate(keyType, selfSigned=selfSigned, actor=actor)
+        commonName = jsonString(body, "commonName", required=False)
+        organization = jsonString(body, "organization", required=False)
+        subject = SubjectFields(commonName=commonName or None, organization=organization or None)
+        try:
+            result = await self.admin.tls.generate(keyType, selfSigned=selfSigned,
+                                                   subject=subject, actor=actor)
+        except GenerateError as e:
+            raise RequestError(str(e))
         if selfSigned:
             return {"certificate": certificateJson(self.admin.tls.current.info), "csr": None}
-        csr = result if isinstance(result, bytes) else getattr(result, "csrPem", b"")
-        return {"certificate": None, "csr": bytes(csr).decode("ascii")}
+        return {"certificate": None, "csr": bytes(result.requestPem).decode("ascii")}
 
     @app.route("/certificate/signed", methods=["PUT"])
     @apiRoute
@@ -548,11 +553,12 @@ class ApiV1(RouteGroup):
         certificate = jsonString(body, "certificate")
         assert certificate is not None
         chain = jsonString(body, "chain", required=False) or ""
-        if not getattr(self.admin.tls, "pendingRequest", None):
+        if not await self.admin.tls.pendingRequest():
             raise Conflict("There is no pending certificate signing request; generate one.")
         try:
-            report = await self.admin.tls.installSigned(
-                certificate.encode("utf-8"), chain.encode("utf-8"), actor=actor)
+            # An empty key tells the TLS material to use the pending request's key.
+            report = await self.admin.tls.install(
+                b"", certificate.encode("utf-8"), chain.encode("utf-8"), actor=actor)
         except Exception as e:
             report = getattr(e, "report", None)
             if report is None:

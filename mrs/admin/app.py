@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Site
+from werkzeug.routing import RequestRedirect
 
 from mrs.admin import html
 from mrs.admin.base import (
@@ -116,7 +117,7 @@ class AdminApp:
     @param store: an L{mrs.store.interface.IStore}.
     @param tls: the L{mrs.tls.TLSMaterial} (C{current}, C{daysToExpiry},
         C{check}, C{install}, C{generate}, C{pendingRequest},
-        C{installSigned}).
+        C{minVersionWarning}).
     @param hub: provides C{statusSnapshot()}.
     @param permissions: provides C{explain(user, device)} and, optionally,
         C{refreshNow()}.
@@ -259,6 +260,10 @@ class AdminApp:
         Turn an exception into an error page or JSON body, logging the
         unexpected ones under an id that the page shows.
         """
+        if isinstance(failure.value, RequestRedirect):
+            request.setResponseCode(308)
+            request.setHeader(b"location", failure.value.new_url.encode("utf-8"))
+            return b""
         status, message = statusFor(failure)
         if status == 500:
             ident = errorId()
@@ -297,7 +302,7 @@ class AdminApp:
 
     # Top-level routes.
 
-    @app.route("/", methods=["GET", "HEAD"])
+    @app.route("/", strict_slashes=False, methods=["GET", "HEAD"])
     def root(self, request: IRequest) -> bytes:
         request.setResponseCode(302)
         request.setHeader(b"location", b"/admin")

@@ -67,7 +67,7 @@ class DashboardPages(RouteGroup):
 
     app = Klein()
 
-    @app.route("/", methods=["GET"])
+    @app.route("/", strict_slashes=False, methods=["GET"])
     @adminPage
     async def dashboard(self, request: IRequest, session: AdminSession) -> bytes:
         status = serverStatus(self.admin)

@@ -326,7 +326,7 @@ def _paths() -> dict[str, Schema]:
             body=_object({
                 "keyType": {"type": "string",
                             "enum": ["rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384"]},
-                "selfSigned": BOOLEAN,
+                "selfSigned": BOOLEAN, "commonName": STRING, "organization": STRING,
             }))},
         "/certificate/signed": {"put": _operation(
             "Install the signed certificate for the pending signing request's key.",

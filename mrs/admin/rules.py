@@ -168,7 +168,7 @@ class PermissionPages(RouteGroup):
         return html.page("Permissions", body, user=session.user, csrfToken=csrf,
                          current="/admin/permissions")
 
-    @app.route("/", methods=["GET"])
+    @app.route("/", strict_slashes=False, methods=["GET"])
     @adminPage
     async def listRules(self, request: IRequest, session: AdminSession) -> bytes:
         user = queryValue(request, "user").strip()
@@ -199,7 +199,7 @@ class PermissionPages(RouteGroup):
         ) + html.table(("Right", "Granted by"), rows, tableId="explanation",
                        empty="No rights: no rule grants this user anything on this device.")
 
-    @app.route("/", methods=["POST"])
+    @app.route("/", strict_slashes=False, methods=["POST"])
     @adminPage
     async def addRule(self, request: IRequest, session: AdminSession) -> bytes:
         values = {

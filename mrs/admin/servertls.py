@@ -10,7 +10,8 @@ pair with errors is never installed, so the working pair stays in use.  A
 pasted private key is never written back into a page.  The server can also
 generate a key with a self-signed certificate, or a key with a certificate
 signing request whose signed certificate is pasted back later; the pending
-key stays with the TLS material on the server.
+key stays with the TLS material on the server, which uses it when a
+certificate is installed with an empty key.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from mrs.admin.base import (
     installErrorHandler,
 )
 from mrs.admin.sessions import AdminSession
+from mrs.admin.status import currentPair
+from mrs.tls import GenerateError, SubjectFields
 
 BASE = "/admin/server-authentication"
 
@@ -122,7 +125,7 @@ class ServerAuthenticationPages(RouteGroup):
             problemsByBox.setdefault(problem.field, []).append(
                 (problem.severity, problem.message))
 
-        current = getattr(tls, "current", None)
+        current = currentPair(tls)
         if current is not None and getattr(current, "info", None) is not None:
             days = float(tls.daysToExpiry())
             currentBox = certificateDetails(current.info) + html.Markup(
@@ -163,7 +166,7 @@ class ServerAuthenticationPages(RouteGroup):
         installForm = html.postForm(f"{BASE}/install", csrf, boxes, "Install and use",
                                     formId="install-pair", multipart=True)
 
-        pending = getattr(tls, "pendingRequest", None)
+        pending = await tls.pendingRequest()
         pendingBox = html.Markup("")
         if csr is not None or pending:
             csrText = (csr if csr is not None else pending or b"").decode("ascii", "replace")
@@ -185,6 +188,11 @@ class ServerAuthenticationPages(RouteGroup):
         generateForm = html.postForm(
             f"{BASE}/generate", csrf,
             html.select(form, "keyType", "Key type", KEY_TYPES, formId="generate")
+            + html.Markup('<div class="row">')
+            + html.field(form, "commonName", "Common name (optional)", formId="generate",
+                         hint="Default: the first server name.")
+            + html.field(form, "organization", "Organization (optional)", formId="generate")
+            + html.Markup("</div>")
             + html.Markup(
                 '<fieldset class="field"><legend>What to make</legend>'
                 '<span class="check"><input type="radio" id="generate-self" name="mode" '
@@ -209,7 +217,7 @@ class ServerAuthenticationPages(RouteGroup):
         return html.page("Server Authentication", body, user=session.user, csrfToken=csrf,
                          current=BASE)
 
-    @app.route("/", methods=["GET"])
+    @app.route("/", strict_slashes=False, methods=["GET"])
     @adminPage
     async def show(self, request: IRequest, session: AdminSession) -> bytes:
         return await self._render(request, session)
@@ -275,7 +283,10 @@ class ServerAuthenticationPages(RouteGroup):
     async def generate(self, request: IRequest, session: AdminSession) -> bytes:
         keyType = formValue(request, "keyType")
         mode = formValue(request, "mode")
-        form = html.Form({"keyType": keyType})
+        commonName = formValue(request, "commonName").strip() or None
+        organization = formValue(request, "organization").strip() or None
+        form = html.Form({"keyType": keyType, "commonName": commonName or "",
+                          "organization": organization or ""})
         if keyType not in dict(KEY_TYPES):
             form.errors["keyType"] = "Choose one of the listed key types."
         if mode not in ("self-signed", "csr"):
@@ -284,16 +295,22 @@ class ServerAuthenticationPages(RouteGroup):
             request.setResponseCode(400)
             return await self._render(request, session, form=form)
         tls = self.admin.tls
+        subject = SubjectFields(commonName=commonName, organization=organization)
+        try:
+            result = await tls.generate(keyType, selfSigned=mode == "self-signed",
+                                        subject=subject, actor=session.user)
+        except GenerateError as e:
+            form.errors["commonName"] = str(e)
+            request.setResponseCode(400)
+            return await self._render(request, session, form=form)
         if mode == "self-signed":
-            await tls.generate(keyType, selfSigned=True, actor=session.user)
             self.admin.log.info("Admin {user!r} generated a self-signed certificate",
                                 user=session.user)
             return await self._render(
                 request, session,
                 message=html.notice("A new key and self-signed certificate are installed "
                                     "and used for new connections.", "ok"))
-        result = await tls.generate(keyType, selfSigned=False, actor=session.user)
-        csr = result if isinstance(result, bytes) else getattr(result, "csrPem", None)
+        csr = result.requestPem
         self.admin.log.info("Admin {user!r} generated a certificate signing request",
                             user=session.user)
         return await self._render(
@@ -310,7 +327,8 @@ class ServerAuthenticationPages(RouteGroup):
         form = html.Form({"signed": certPem.decode("utf-8", "replace"),
                           "signedChain": chainPem.decode("utf-8", "replace")})
         try:
-            report = await self.admin.tls.installSigned(certPem, chainPem, actor=session.user)
+            # An empty key tells the TLS material to use the pending request's key.
+            report = await self.admin.tls.install(b"", certPem, chainPem, actor=session.user)
         except Exception as e:
             report = _rejectedReport(e)
             if report is None:
@@ -334,7 +352,7 @@ class ServerAuthenticationPages(RouteGroup):
     @app.route("/request.csr", methods=["GET"])
     @adminPage
     async def downloadRequest(self, request: IRequest, session: AdminSession) -> bytes:
-        pending = getattr(self.admin.tls, "pendingRequest", None)
+        pending = await self.admin.tls.pendingRequest()
         if not pending:
             raise PageNotFound("There is no pending certificate signing request; generate one.")
         request.setHeader(b"content-type", b"application/pkcs10")
@@ -344,7 +362,7 @@ class ServerAuthenticationPages(RouteGroup):
     @app.route("/certificate.pem", methods=["GET"])
     @adminPage
     async def downloadCertificate(self, request: IRequest, session: AdminSession) -> bytes:
-        current = getattr(self.admin.tls, "current", None)
+        current = currentPair(self.admin.tls)
         if current is None:
             raise PageNotFound("No certificate is loaded yet.")
         request.setHeader(b"content-type", b"application/x-pem-file")

@@ -94,12 +94,22 @@ def sessionStatus(entry: object, now: float) -> dict[str, Any]:
     }
 
 
+def currentPair(tls: Any) -> Any:
+    """
+    Return C{tls.current} (the pair being served), or L{None} while the
+    TLS material is not loaded yet.
+    """
+    try:
+        return tls.current
+    except Exception:  # mrs.tls.NotReady, before TLSMaterial.whenReady fires
+        return None
+
+
 def certificateStatus(tls: Any) -> dict[str, Any] | None:
     """
     Describe the certificate being served, or L{None} before one is loaded.
     """
-    current = getattr(tls, "current", None)
-    info = getattr(current, "info", None)
+    info = getattr(currentPair(tls), "info", None)
     if info is None:
         return None
     return {

@@ -136,7 +136,7 @@ class SettingsPages(RouteGroup):
         return html.page("Settings", body, user=session.user, csrfToken=csrf,
                          current="/admin/settings")
 
-    @app.route("/", methods=["GET"])
+    @app.route("/", strict_slashes=False, methods=["GET"])
     @adminPage
     async def show(self, request: IRequest, session: AdminSession) -> bytes:
         return await self._render(request, session)
@@ -180,7 +180,7 @@ class AuditPages(RouteGroup):
 
     app = Klein()
 
-    @app.route("/", methods=["GET"])
+    @app.route("/", strict_slashes=False, methods=["GET"])
     @adminPage
     async def show(self, request: IRequest, session: AdminSession) -> bytes:
         actor = queryValue(request, "actor").strip()

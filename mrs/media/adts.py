@@ -17,7 +17,21 @@ from mrs.media._buffer import ReadBuffer
 from mrs.media.errors import FormatError, TruncatedStream
 from mrs.media.sample import MICROSECONDS, Sample
 
-SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+SAMPLE_RATES = (
+    96000,
+    88200,
+    64000,
+    48000,
+    44100,
+    32000,
+    24000,
+    22050,
+    16000,
+    12000,
+    11025,
+    8000,
+    7350,
+)
 SAMPLES_PER_BLOCK = 1024
 DEFAULT_CHUNK_SIZE = 64 * 1024
 

@@ -242,22 +242,25 @@ class AccessUnitReader:
 
         if lastChunk is None:
             return
-        partial = b"".join(parts)
         if lastChunk.payloadSize == 0:
+            # The access unit before the dangling start code is complete.
+            parts.pop()
+            if seenVcl:
+                yield self._makeSample(b"".join(parts), keyframe, parameterSets)
             raise TruncatedStream(
                 f"{self.codecName} stream is truncated: it ends inside a start code at offset "
                 f"{lastChunk.offset}",
-                auOffset,
-                partial,
+                lastChunk.offset,
+                lastChunk.data,
             )
         if not seenVcl:
             raise TruncatedStream(
                 f"{self.codecName} stream is truncated: the last access unit at offset "
                 f"{auOffset} has no coded slice",
                 auOffset,
-                partial,
+                b"".join(parts),
             )
-        yield self._makeSample(partial, keyframe, parameterSets)
+        yield self._makeSample(b"".join(parts), keyframe, parameterSets)
 
     def _classifyChecked(self, chunk: NalChunk) -> NalInfo:
         if chunk.payloadSize == 0:
@@ -285,7 +288,8 @@ class AccessUnitReader:
             data=data,
             timestamp=frameTimestamp(index, self.frameRate),
             keyframe=keyframe,
-            duration=frameTimestamp(index + 1, self.frameRate) - frameTimestamp(index, self.frameRate),
+            duration=frameTimestamp(index + 1, self.frameRate)
+            - frameTimestamp(index, self.frameRate),
             parameterSets=self.requiredParameterSets <= parameterSets,
         )
 

@@ -63,7 +63,9 @@ class H264Reader(AccessUnitReader):
             # its value is 0 exactly when the first bit is 1.  Emulation
             # prevention bytes cannot occur this early.
             firstByte = chunk.data[chunk.headerIndex + 1]
-            return NalInfo(vcl=True, firstInPicture=bool(firstByte & 0x80), keyframe=kind == NAL_IDR)
+            return NalInfo(
+                vcl=True, firstInPicture=bool(firstByte & 0x80), keyframe=kind == NAL_IDR
+            )
         return NalInfo(
             startsAccessUnit=kind in _STARTS_ACCESS_UNIT,
             parameterSet=_PARAMETER_SETS.get(kind),

@@ -74,7 +74,9 @@ class H265Reader(AccessUnitReader):
         kind = nalType(header)
         baseLayer = (header & 0x01) == 0 and (second >> 3) == 0
         if kind < 32:
-            firstInPicture = bool(data[chunk.headerIndex + 2] & 0x80) if chunk.payloadSize > 2 else False
+            firstInPicture = (
+                bool(data[chunk.headerIndex + 2] & 0x80) if chunk.payloadSize > 2 else False
+            )
             return NalInfo(
                 vcl=True,
                 firstInPicture=baseLayer and firstInPicture,

@@ -5,7 +5,7 @@ ISO 8601 UTC timestamps as GPX, NDJSON and the wire protocol write them.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _ISO_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
@@ -23,7 +23,7 @@ def formatTime(value: datetime) -> str:
     """
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}; give a timezone-aware UTC time")
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
@@ -50,7 +50,7 @@ def parseTime(text: str) -> datetime:
         int(match[5]),
         int(match[6]),
         int(fraction),
-        timezone.utc,
+        UTC,
     )
     zone = match[8]
     if zone and zone != "Z":

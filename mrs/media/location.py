@@ -12,7 +12,7 @@ import bisect
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 DEFAULT_MAX_FUTURE_SECONDS = 60.0
@@ -108,7 +108,7 @@ def validateLocation(
     fixTime = fix.time
     if fixTime.tzinfo is None:
         return False, f"fix time {fixTime.isoformat()} has no timezone"
-    reference = datetime.fromtimestamp(now, timezone.utc)
+    reference = datetime.fromtimestamp(now, UTC)
     ahead = (fixTime - reference).total_seconds()
     if ahead > maxFutureSeconds:
         return False, (
@@ -204,4 +204,4 @@ class LocationTracker:
         """
         if self.current is None:
             return None
-        return datetime.fromtimestamp(now, timezone.utc) - self.current.time
+        return datetime.fromtimestamp(now, UTC) - self.current.time

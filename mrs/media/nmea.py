@@ -38,7 +38,7 @@ import re
 import time as timeModule
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, BinaryIO
 
 KNOTS_TO_METRES_PER_SECOND = 1852 / 3600
@@ -210,9 +210,7 @@ def _parseDate(text: str) -> date | None:
 def _parseCoordinate(value: str, hemisphere: str, latitude: bool) -> float | None:
     if not value and not hemisphere:
         return None
-    pattern, limit, hemispheres = (
-        (_LATITUDE, 90, "NS") if latitude else (_LONGITUDE, 180, "EW")
-    )
+    pattern, limit, hemispheres = (_LATITUDE, 90, "NS") if latitude else (_LONGITUDE, 180, "EW")
     match = pattern.fullmatch(value)
     if match is None or len(hemisphere) != 1 or hemisphere not in hemispheres:
         raise _Malformed(f"invalid coordinate {value!r},{hemisphere!r}")
@@ -225,7 +223,9 @@ def _parseCoordinate(value: str, hemisphere: str, latitude: bool) -> float | Non
     return -result if hemisphere in "SW" else result
 
 
-def _parseNumber(text: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
+def _parseNumber(
+    text: str, minimum: float | None = None, maximum: float | None = None
+) -> float | None:
     if not text:
         return None
     if _NUMBER.fullmatch(text) is None:
@@ -347,7 +347,12 @@ class NmeaParser:
             counters.badChecksum += 1
             return
         star = text.find("*")
-        if star < 0 or len(text) < star + 3 or text[star + 1] not in _HEX or text[star + 2] not in _HEX:
+        if (
+            star < 0
+            or len(text) < star + 3
+            or text[star + 1] not in _HEX
+            or text[star + 2] not in _HEX
+        ):
             counters.badChecksum += 1
             counters.missingChecksum += 1
             return
@@ -385,15 +390,13 @@ class NmeaParser:
         epoch = self._epoch
         if timed:
             startsEpoch = (
-                epoch is None
-                or record["timeOfDay"] != epoch.timeOfDay
-                or kind in epoch.kinds
+                epoch is None or record["timeOfDay"] != epoch.timeOfDay or kind in epoch.kinds
             )
             if startsEpoch:
                 following = _Epoch(timeOfDay=record["timeOfDay"])
                 hint = None
                 if record.get("date") is not None and record["timeOfDay"] is not None:
-                    hint = datetime.combine(record["date"], record["timeOfDay"], timezone.utc)
+                    hint = datetime.combine(record["date"], record["timeOfDay"], UTC)
                 if epoch is not None:
                     self._finishEpoch(epoch, hint, fixes)
                 epoch = self._epoch = following
@@ -412,11 +415,11 @@ class NmeaParser:
 
     def _finishEpoch(self, epoch: _Epoch, hint: datetime | None, fixes: list[Fix]) -> None:
         if epoch.timeOfDay is not None and epoch.date is not None:
-            fixTime = datetime.combine(epoch.date, epoch.timeOfDay, timezone.utc)
+            fixTime = datetime.combine(epoch.date, epoch.timeOfDay, UTC)
         elif epoch.timeOfDay is not None and epoch.hasPosition:
             reference = hint or self._lastTime
             if reference is None:
-                reference = datetime.fromtimestamp(self.clock(), timezone.utc)
+                reference = datetime.fromtimestamp(self.clock(), UTC)
             fixTime = nearestDateTime(epoch.timeOfDay, reference)
         else:
             if epoch.hasPosition:
@@ -455,9 +458,9 @@ def nearestDateTime(timeOfDay: time, reference: datetime) -> datetime:
     Return the UTC datetime with time of day C{timeOfDay} that is nearest
     to C{reference}, so at most 12 hours from it.
     """
-    reference = reference.astimezone(timezone.utc)
+    reference = reference.astimezone(UTC)
     candidates = [
-        datetime.combine(reference.date() + timedelta(days=offset), timeOfDay, timezone.utc)
+        datetime.combine(reference.date() + timedelta(days=offset), timeOfDay, UTC)
         for offset in (-1, 0, 1)
     ]
     return min(candidates, key=lambda candidate: abs(candidate - reference))
@@ -558,7 +561,9 @@ def _parseZda(fields: list[str]) -> dict[str, Any]:
     day, month, year = fields[1], fields[2], fields[3]
     if not (day or month or year):
         return {"timeOfDay": timeOfDay}
-    if not (len(day) == 2 and len(month) == 2 and len(year) == 4 and (day + month + year).isdigit()):
+    if not (
+        len(day) == 2 and len(month) == 2 and len(year) == 4 and (day + month + year).isdigit()
+    ):
         raise _Malformed(f"invalid ZDA date {day},{month},{year}")
     try:
         return {"timeOfDay": timeOfDay, "date": date(int(year), int(month), int(day))}
@@ -593,7 +598,9 @@ class NmeaReader:
     ) -> None:
         self.source = source
         self.chunkSize = chunkSize
-        self.parser = NmeaParser(clock=clock, includeInvalid=includeInvalid, skipComments=skipComments)
+        self.parser = NmeaParser(
+            clock=clock, includeInvalid=includeInvalid, skipComments=skipComments
+        )
         self.counters = self.parser.counters
 
     def __iter__(self) -> Iterator[Fix]:

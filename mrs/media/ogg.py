@@ -176,7 +176,9 @@ class OggPageReader:
                     f"(stored {crc:08x}, computed {computed:08x}); the file is corrupt"
                 )
             self.pages += 1
-            yield OggPage(headerType, granule, serial, sequence, segments, page[27 + count :], offset)
+            yield OggPage(
+                headerType, granule, serial, sequence, segments, page[27 + count :], offset
+            )
 
     def _truncated(self, part: str) -> None:
         raise TruncatedStream(
@@ -513,9 +515,9 @@ class OggOpusWriter:
             if continued:
                 pageType |= HEADER_CONTINUED
             granule = _NO_GRANULE
-            for _, packetEnd in group:
-                if packetEnd is not None:
-                    granule = packetEnd
+            for _, lacingEnd in group:
+                if lacingEnd is not None:
+                    granule = lacingEnd
             size = sum(value for value, _ in group)
             segments = bytes(value for value, _ in group)
             output.append(self._page(pageType, granule, segments, body[cursor : cursor + size]))

@@ -50,6 +50,14 @@ TIMESTAMP_JUMP = 10_000_000
 COMMAND_TIMEOUT = 30.0
 
 
+def trackSpecs(announced: dict[str, str]) -> list[dict[str, str]]:
+    """
+    Describe announced tracks as the protocol's track objects.
+    """
+    return [{"track": name, "codec": codec} if codec else {"track": name}
+            for name, codec in sorted(announced.items())]
+
+
 def controlFrame(message: dict[str, Any]) -> bytes:
     """
     Encode a server-built control message as a whole frame.
@@ -76,7 +84,7 @@ class DevicePeer(Protocol):
 
     address: str
 
-    def sendControl(self, message: dict[str, Any]) -> None: ...
+    def sendMessage(self, message: dict[str, Any]) -> None: ...
 
     def sendFrame(self, data: bytes) -> None: ...
 
@@ -289,7 +297,8 @@ class Hub:
                       device=entry.deviceId, grace=self.reconnectGrace)
         frame = controlFrame({"type": "event", "event": "device_reconnecting",
                               "device": entry.deviceId, "source": entry.source,
-                              "grace": self.reconnectGrace})
+                              "reason": f"connection lost; waiting {self.reconnectGrace:g} s "
+                                        "for the device to reconnect"})
         for monitor in self._subscribersOf(entry):
             monitor.peer.queue.sendControl(frame)
         entry.graceTimer = self.reactor.callLater(self.reconnectGrace, self._goOffline, entry)
@@ -316,13 +325,13 @@ class Hub:
         """
         announced = {}
         for track in tracks:
-            announced[track["track"]] = track.get("codec", "")
+            announced[track["track"]] = track.get("codec") or ""
         changed = announced != entry.announced
         entry.announced = announced
         if changed:
             self._eventToViewers(entry, {"type": "event", "event": "tracks_changed",
                                          "device": entry.deviceId, "source": entry.source,
-                                         "tracks": sorted(announced)})
+                                         "tracks": trackSpecs(announced)})
         self._startWanted(entry)
 
     def deviceMedia(self, entry: DeviceEntry, frame: MediaFrame) -> None:
@@ -332,7 +341,10 @@ class Hub:
         state = entry.track(frame.track)
         now = self.reactor.seconds()
         flags = frame.flags
-        if frame.track in entry.pendingDiscontinuity:
+        if frame.track in entry.pendingDiscontinuity and (
+                frame.track != TRACK_VIDEO or frame.keyframe):
+            # Subscribers' video restarts at a keyframe, so that is the
+            # frame that must carry the mark.
             entry.pendingDiscontinuity.discard(frame.track)
             flags |= FLAG_DISCONTINUITY
         last = state.lastTimestamp
@@ -358,7 +370,7 @@ class Hub:
                 entry.announced[name] = CODEC_NAMES.get(frame.codec, "")
                 self._eventToViewers(entry, {"type": "event", "event": "tracks_changed",
                                              "device": entry.deviceId, "source": entry.source,
-                                             "tracks": sorted(entry.announced)})
+                                             "tracks": trackSpecs(entry.announced)})
         data = MediaFrame(frame.track, frame.codec, flags, entry.source,
                           frame.timestamp, frame.data).encode()
         state.framesIn += 1
@@ -446,12 +458,12 @@ class Hub:
             if state.streaming:
                 return
             state.streaming = True
-        entry.peer.sendControl({"type": "start", "track": name})
+        entry.peer.sendMessage({"type": "start", "track": name})
 
     def _trackIdle(self, entry: DeviceEntry, name: str) -> None:
         if name == "location":
             if not self.locationAlwaysOn and entry.peer is not None and name in entry.announced:
-                entry.peer.sendControl({"type": "stop", "track": name})
+                entry.peer.sendMessage({"type": "stop", "track": name})
             return
         state = entry.track(MEDIA_TRACKS[name])
         if not state.streaming or state.lingerTimer is not None:
@@ -467,7 +479,7 @@ class Hub:
         state.gop.clear()
         state.gopBytes = 0
         if entry.peer is not None:
-            entry.peer.sendControl({"type": "stop", "track": name})
+            entry.peer.sendMessage({"type": "stop", "track": name})
 
     def _cancelLinger(self, state: TrackState) -> None:
         if state.lingerTimer is not None and state.lingerTimer.active():
@@ -510,7 +522,7 @@ class Hub:
                 "name": device.displayName if device is not None else deviceId,
                 "online": entry is not None and entry.online,
                 "source": self.sourceOf(deviceId),
-                "tracks": sorted(entry.announced) if entry is not None else [],
+                "tracks": trackSpecs(entry.announced) if entry is not None else [],
                 "rights": sorted(rights),
             }
             if (entry is not None and entry.location is not None and "location" in rights
@@ -639,7 +651,7 @@ class Hub:
         commandId = f"c{next(self._commandIds)}"
         timer = self.reactor.callLater(COMMAND_TIMEOUT, self._commandTimedOut, commandId)
         self._commands[commandId] = PendingCommand(monitor, clientId, deviceId, timer)
-        entry.peer.sendControl({"type": "command", "id": commandId, "name": name,
+        entry.peer.sendMessage({"type": "command", "id": commandId, "name": name,
                                 "args": args, "from": monitor.user})
 
     def commandResult(self, entry: DeviceEntry, result: dict[str, Any]) -> bool:
@@ -750,7 +762,7 @@ class Hub:
             queue.sendControl(controlFrame({
                 "type": "event", "event": "device_added", "device": deviceId,
                 "source": self.sourceOf(deviceId),
-                "online": entry is not None and entry.online}))
+                "reason": "online" if entry is not None and entry.online else "offline"}))
         for deviceId in sorted(monitor.visible - visible):
             queue.sendControl(controlFrame({
                 "type": "event", "event": "device_removed", "device": deviceId,

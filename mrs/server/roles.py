@@ -62,11 +62,11 @@ class DeviceRole(Role):
     def messageReceived(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "announce":
-            self.hub.deviceAnnounce(self.entry, message.get("tracks", []))
             reply: dict[str, Any] = {"type": "announced"}
             if "id" in message:
                 reply["id"] = message["id"]
             self.session.sendMessage(reply)
+            self.hub.deviceAnnounce(self.entry, message.get("tracks", []))
         elif kind == "location":
             reason = self.hub.deviceLocation(self.entry, message)
             if reason is not None:

@@ -137,7 +137,7 @@ class TLSMaterial(Service):
     def startService(self) -> None:
         super().startService()
         if self.minVersionWarning:
-            self.log.warn("{warning}", warning=self.minVersionWarning)
+            self.log.warn("{message}", message=self.minVersionWarning)
         d = self._lock.run(lambda: Deferred.fromCoroutine(self._loadOrCreate()))
         d.addCallbacks(self._started, self._failedToStart)
 
