@@ -5,6 +5,7 @@ file polling and expiry with a fake clock, and client-side verification.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 import time
@@ -139,9 +140,7 @@ class MaterialLoopbackTests(LoopbackMixin, TestCase):
         otherKey, _ = selfSignedPair(NAMES)
         with self.assertRaises(InstallRejected) as caught:
             await material.install(otherKey, certPem, actor="alice")
-        self.assertEqual(
-            [p.field for p in caught.exception.report.errors], ["key"]
-        )
+        self.assertEqual([p.field for p in caught.exception.report.errors], ["key"])
         self.assertEqual(material.files.read(), (storedKey, storedCert))
         third = await self.connect(clientCreator(HOST, fingerprint=newFingerprint), port)
         self.assertEqual(third.peerFingerprint(), newFingerprint)
@@ -360,7 +359,8 @@ class FingerprintTests(SynchronousTestCase):
         """
         compact = "ab" * 32
         self.assertEqual(normalizeFingerprint(compact), ":".join(["AB"] * 32))
-        self.assertEqual(normalizeFingerprint("SHA256:" + ":".join(["ab"] * 32)), ":".join(["AB"] * 32))
+        prefixed = "SHA256:" + ":".join(["ab"] * 32)
+        self.assertEqual(normalizeFingerprint(prefixed), ":".join(["AB"] * 32))
 
     def test_invalid(self) -> None:
         """
@@ -470,7 +470,9 @@ class MaterialClockTests(SynchronousTestCase):
         material = self.material()
         failure = self.failureResultOf(material.whenReady())
         self.assertEqual(len(self.flushLoggedErrors(StorageError)), 1)
-        self.assertIn(f"{files.certificatePath} is missing but {files.keyPath} exists", str(failure.value))
+        self.assertIn(
+            f"{files.certificatePath} is missing but {files.keyPath} exists", str(failure.value)
+        )
         self.assertIsInstance(failure, Failure)
 
     def test_csrThenInstallPending(self) -> None:
@@ -485,7 +487,7 @@ class MaterialClockTests(SynchronousTestCase):
         self.assertEqual(
             request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value,
             x509.SubjectAlternativeName(
-                [x509.DNSName(HOST), x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
+                [x509.DNSName(HOST), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
             ),
         )
         pendingKey = material.files.pendingKeyPath

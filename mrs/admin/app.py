@@ -235,7 +235,7 @@ class AdminApp:
         @raise LoginRequired: no token, or an unknown one.
         @raise Forbidden: the token's account is not an enabled admin.
         """
-        header = request.getHeader(b"authorization") or ""
+        header = (request.getHeader(b"authorization") or b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise LoginRequired("Send an API token as 'Authorization: Bearer TOKEN'.")
@@ -510,7 +510,7 @@ class AdminApp:
 
     def _metricsAllowed(self, request: IRequest) -> bool:
         token = self.config.metrics_token
-        header = request.getHeader(b"authorization") or ""
+        header = (request.getHeader(b"authorization") or b"").decode("latin-1")
         scheme, _, given = header.partition(" ")
         if token and scheme.lower() == "bearer" and tokensEqual(token, given.strip()):
             return True

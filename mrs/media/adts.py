@@ -70,16 +70,17 @@ class ADTSReader:
     def __iter__(self) -> Iterator[Sample]:
         buffer = self._buffer
         while True:
-            if not buffer.fill(7):
-                if buffer.data:
-                    self._truncated()
+            complete = buffer.fill(7)
+            if not buffer.data:
                 return
             header = buffer.data
-            if header[0] != 0xFF or (header[1] & 0xF6) != 0xF0:
+            if len(header) >= 2 and (header[0] != 0xFF or (header[1] & 0xF6) != 0xF0):
                 raise FormatError(
                     f"not an ADTS stream, or lost sync: expected an ADTS header (fff sync word, "
                     f"layer 0) at offset {buffer.offset}, found {bytes(header[:2]).hex(' ')}"
                 )
+            if not complete:
+                self._truncated()
             headerSize = 7 if header[1] & 0x01 else 9
             rateIndex = (header[2] >> 2) & 0x0F
             if rateIndex >= len(SAMPLE_RATES):

@@ -682,12 +682,12 @@ def _checkLeaf(
     if leaf.version == x509.Version.v1:
         report.warn(
             "certificate",
-            "The certificate is X.509 version 1, which has no extensions (no "
-            "subjectAltName, no CA:FALSE). Python 3.13 and later clients refuse a v1 "
-            "self-signed certificate as a trust anchor ('invalid CA certificate'). Re-make "
-            "it as version 3 with mrs tls generate, or with openssl req -x509 and -addext "
-            "'subjectAltName=DNS:NAME' (openssl x509 -req makes v1 certificates unless given "
-            "extensions).",
+            f"The certificate is X.509 version 1, which has no extensions (no "
+            f"subjectAltName, no CA:FALSE). Python 3.13 and later clients refuse a v1 "
+            f"self-signed certificate as a trust anchor ('invalid CA certificate'). Re-make "
+            f"it as version 3 with mrs tls generate, or with openssl req -x509 and -addext "
+            f"'subjectAltName={_sanOption(serverNames)}' (openssl x509 -req makes v1 "
+            f"certificates unless given extensions).",
         )
     if selfSigned:
         report.warn(
