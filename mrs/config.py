@@ -276,6 +276,10 @@ def loadConfig(
     @raise ConfigError: for a missing file, a syntax error, an unknown
         section or key, or a value that does not parse.
     """
+    if overrides:
+        unknown = sorted(set(overrides) - set(SETTINGS_BY_KEY))
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}")
     raw: dict[str, tuple[str, str]] = {}
     source = "built-in defaults"
     if path is not None:
@@ -304,10 +308,12 @@ def loadConfig(
             values[setting.key] = setting.parse(text)
         except ValueError as e:
             raise ConfigError(f"{where} = {text.strip()!r} is invalid: {e}")
-    if overrides:
-        unknown = sorted(set(overrides) - set(SETTINGS_BY_KEY))
-        if unknown:
-            raise ConfigError(f"unknown setting {unknown[0]!r}")
+    if values["idle_timeout"] < 2 * values["keepalive_interval"]:
+        raise ConfigError(
+            f"{source}: [protocol] idle_timeout = {values['idle_timeout']:g} is invalid: it must "
+            f"be at least twice keepalive_interval ({values['keepalive_interval']:g}) so that "
+            f"a client has time to answer a ping before it is closed as idle"
+        )
     return Config(values=values, source=source, explicit=frozenset(explicit))
 
 

@@ -67,10 +67,6 @@ class Metrics:
             "Days until the server certificate expires (negative once expired).",
             registry=r,
         )
-        self.adminRequests = Counter(
-            "mrs_admin_requests", "Admin web and API requests by kind and status class.",
-            ["kind", "status"], registry=r,
-        )
 
     def connectionOpened(self, role: str, encrypted: bool) -> None:
         """

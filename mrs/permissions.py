@@ -145,8 +145,14 @@ class PermissionService(Service):
     pollInterval = 1.0
 
     def __init__(self, store: object, reactor: IReactorTime, timeZone: str = "UTC",
-                 metrics: object | None = None) -> None:
+                 metrics: object | None = None,
+                 after: Callable[[], Deferred[None]] | None = None) -> None:
+        """
+        @param after: returns a Deferred that fires when the store is open;
+            polling starts after it.
+        """
         self.store = store
+        self.after = after
         self.reactor = reactor
         self.zone = ZoneInfo(timeZone)
         self.metrics = metrics
@@ -177,6 +183,17 @@ class PermissionService(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.after is None:
+            self._startPolling()
+            return
+        self.after().addCallbacks(
+            lambda _: self._startPolling(),
+            lambda f: self.log.failure("the store did not open; permissions not loaded", f),
+        )
+
+    def _startPolling(self) -> None:
+        if not self.running:
+            return
         self._loop = LoopingCall(self._poll)
         self._loop.clock = self.reactor
         self._loop.start(self.pollInterval, now=True).addErrback(

@@ -14,24 +14,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
-from treq.testing import StubTreq
 
 from mrs.admin import AdminApp
 from mrs.admin.sessions import digest
 from mrs.config import loadConfig
 from mrs.metrics import Metrics
 from mrs.passwords import generatePassword, verifyPassword
-from mrs.permissions import PermissionSnapshot
+from mrs.permissions import PermissionService, PermissionSnapshot
 from mrs.store.memory import MemoryStore
 from mrs.tls import TLSMaterial
 from tests.support import fastHash
 
 ORIGIN = "https://mrs.example.test"
-ADMIN_PASSWORD = "root-password-1234"
-OPERATOR_PASSWORD = "alice-password-1234"
+ADMIN_PASSWORD = "root-password-1234"  # noqa: S105
+OPERATOR_PASSWORD = "alice-password-1234"  # noqa: S105
 
 
 class FakeHub:
@@ -186,3 +186,68 @@ class Browser:
 
     def setCookies(self, response: Any) -> list[str]:
         return list(response.headers.getRawHeaders("set-cookie", []))
+
+
+class ListeningAdmin:
+    """
+    The admin site on a real HTTPS listener on 127.0.0.1, with the real
+    TLS material (threads and all) in a temporary directory, the real
+    permission service (reloaded by the site after each change, not
+    polling) and a memory or SQLite store.
+
+    Call L{start} from a test and wait for its L{Deferred}; the listener
+    and the TLS material stop at cleanup.
+    """
+
+    def __init__(self, testCase: Any, reactor: Any, hubEntries: list[Any] | None = None,
+                 sqlite: bool = False, **overrides: str) -> None:
+        self.testCase = testCase
+        self.reactor = reactor
+        self.dataDir = Path(testCase.mktemp()).resolve()
+        self.dataDir.mkdir()
+        self.store: Any
+        if sqlite:
+            from mrs.store.sqlite import SQLiteStore
+
+            self.store = SQLiteStore(self.dataDir / "mrs.sqlite3", reactor)
+        else:
+            self.store = MemoryStore(clock=reactor.seconds)
+        settings = {"server_names": "localhost, 127.0.0.1", "data_dir": str(self.dataDir)}
+        settings.update(overrides)
+        self.config = loadConfig(None, settings)
+        self.tls = TLSMaterial(self.dataDir, self.config.server_names,
+                               self.config.min_tls_version, "ec-p256", self.store, reactor)
+        self.hub = FakeHub(hubEntries)
+        self.metrics = Metrics()
+        # With SQLite, the real password hashing runs in threads as in the server.
+        self.permissions = PermissionService(self.store, reactor, "UTC")
+        self.app = AdminApp(self.store, self.tls, self.hub, self.permissions,
+                            self.config, reactor, self.metrics,
+                            passwords=None if sqlite else FastPasswords())
+        self.port: Any = None
+
+    async def start(self) -> str:
+        """
+        Start the TLS material and the listener; return the site's origin.
+        """
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        await self.store.open()
+        self.testCase.addCleanup(self.store.close)
+        await self.permissions.refreshNow()
+        self.tls.startService()
+        self.testCase.addCleanup(self.tls.stopService)
+        await self.tls.whenReady()
+        factory = TLSMemoryBIOFactory(self.tls.serverCreator([b"http/1.1"]), False,
+                                      self.app.site())
+        self.port = self.reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.testCase.addCleanup(self.port.stopListening)
+        return f"https://127.0.0.1:{self.port.getHost().port}"
+
+    def certificateFile(self) -> str:
+        """
+        Write the served certificate to a file for clients to trust.
+        """
+        path = self.dataDir / "trust.pem"
+        path.write_bytes(self.tls.current.certificatePem)
+        return str(path)

@@ -142,7 +142,7 @@ class AuthorizationTests(SynchronousTestCase):
 
     def test_anonymousApi(self) -> None:
         """
-        Without a token the API answers 401 with a JSON error.
+        Without a token the API responds 401 with a JSON error.
         """
         fixture = AdminFixture(self)
         for method, path in API_ROUTES:
@@ -292,7 +292,7 @@ class LoginTests(SynchronousTestCase):
 
     def test_unknownUser(self) -> None:
         """
-        An unknown user name gets the same answer as a wrong password.
+        An unknown user name gets the same response as a wrong password.
         """
         fixture = AdminFixture(self)
         browser = fixture.browser()
@@ -429,7 +429,7 @@ class ThrottleTests(SynchronousTestCase):
 
     def test_successResetsAccount(self) -> None:
         """
-        A successful sign-in forgets the account's earlier failures.
+        A successful sign-in clears the account's earlier failures.
         """
         fixture = AdminFixture(self)
         for _ in range(ACCOUNT_FAILURE_LIMIT - 1):
@@ -589,3 +589,31 @@ class ErrorPageTests(SynchronousTestCase):
         """
         fixture = AdminFixture(self)
         self.assertFalse(fixture.app.site().displayTracebacks)
+
+
+class BodyLimitTests(SynchronousTestCase):
+    def test_largeBodyRejected(self) -> None:
+        """
+        A body over the limit is not stored or routed; the response is 413.
+        """
+        from twisted.web.test.requesthelper import DummyChannel
+
+        from mrs.admin.app import LimitedRequest
+        from mrs.admin.base import MAX_BODY
+
+        fixture = AdminFixture(self)
+        site = fixture.app.site()
+        channel = DummyChannel()
+        channel.site = site
+        request = site.requestFactory(channel)
+        self.assertIsInstance(request, LimitedRequest)
+        request.gotLength(None)
+        for _ in range(MAX_BODY // 65536 + 2):
+            request.handleContentChunk(b"x" * 65536)
+        request.requestHeaders.setRawHeaders(b"content-type",
+                                             [b"application/x-www-form-urlencoded"])
+        request.requestReceived(b"POST", b"/admin/login", b"HTTP/1.1")
+        written = channel.transport.written.getvalue()
+        self.assertTrue(written.startswith(b"HTTP/1.1 413 "), written[:100])
+        self.assertIn(b"The request body is larger than 1048576 bytes", written)
+        self.assertEqual(request.args, {})

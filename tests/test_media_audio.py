@@ -41,7 +41,7 @@ class ADTSReaderTests(SynchronousTestCase):
 
     def test_counts(self) -> None:
         """
-        The AAC sample holds ffprobe's 470 frames of 48 kHz mono AAC-LC,
+        The AAC sample contains ffprobe's 470 frames of 48 kHz mono AAC-LC,
         and they concatenate to the input.
         """
         with AAC.open("rb") as source:
@@ -84,9 +84,7 @@ class ADTSReaderTests(SynchronousTestCase):
         cut = self.data[:-10]
         with io.BytesIO(cut) as source:
             received: list[Sample] = []
-            error = self.assertRaises(
-                TruncatedStream, lambda: received.extend(ADTSReader(source))
-            )
+            error = self.assertRaises(TruncatedStream, lambda: received.extend(ADTSReader(source)))
         self.assertEqual(len(received), 469)
         offset = sum(len(frame.data) for frame in received)
         self.assertEqual(error.offset, offset)
@@ -122,7 +120,7 @@ class OggOpusReaderTests(SynchronousTestCase):
 
     def test_counts(self) -> None:
         """
-        The Opus sample holds OpusHead, OpusTags and ffprobe's 501 audio
+        The Opus sample contains OpusHead, OpusTags and ffprobe's 501 audio
         packets of 20 ms.
         """
         with OPUS.open("rb") as source:
@@ -157,8 +155,9 @@ class OggOpusReaderTests(SynchronousTestCase):
         corrupt[200] ^= 0x01
         error = self.assertRaises(FormatError, splitPackets, bytes(corrupt))
         self.assertRegex(
-            str(error), r"^Ogg page \d+ at offset \d+ fails its CRC check \(stored [0-9a-f]{8}, "
-            r"computed [0-9a-f]{8}\); the file is corrupt$"
+            str(error),
+            r"^Ogg page \d+ at offset \d+ fails its CRC check \(stored [0-9a-f]{8}, "
+            r"computed [0-9a-f]{8}\); the file is corrupt$",
         )
 
     def test_crcKnownValue(self) -> None:
@@ -200,6 +199,24 @@ class OggOpusReaderTests(SynchronousTestCase):
         with io.BytesIO(cut) as source:
             error = self.assertRaises(TruncatedStream, list, OggOpusReader(source))
         self.assertTrue(str(error).startswith("Ogg stream is truncated: the page at offset "))
+
+    def test_truncatedPacket(self) -> None:
+        """
+        A file that ends between the pages of one packet is reported as
+        truncated, with the packet's first page and its bytes so far.
+        """
+        writer = OggOpusWriter(fallbackHead=makeOpusHead())
+        output = writer.write(Sample(b"\xfc" + bytes(70000), 0)) + writer.finish()
+        pages = list(OggPageReader(io.BytesIO(output)))
+        self.assertEqual([len(page.segments) for page in pages], [1, 1, 255, 20])
+        error = self.assertRaises(TruncatedStream, splitPackets, output[: pages[-1].offset])
+        self.assertEqual(
+            str(error),
+            "Ogg Opus stream is truncated: its last packet is incomplete (65025 bytes, starting "
+            "on the page at offset 94)",
+        )
+        self.assertEqual(error.offset, 94)
+        self.assertEqual(error.partial, b"\xfc" + bytes(65024))
 
     def test_pages(self) -> None:
         """
@@ -268,7 +285,9 @@ class OggOpusWriterTests(SynchronousTestCase):
             "config first, or give the writer a fallback head",
         )
         copy = self.roundTrip([packet], fallbackHead=makeOpusHead(channels=2))
-        self.assertEqual([s.data for s in copy], [makeOpusHead(channels=2), makeOpusTags(), b"\xfc\x01"])
+        self.assertEqual(
+            [s.data for s in copy], [makeOpusHead(channels=2), makeOpusTags(), b"\xfc\x01"]
+        )
 
     def test_repeatedConfigIgnored(self) -> None:
         """

@@ -19,6 +19,7 @@ from mrs.media.errors import FormatError, SizeLimitExceeded, TruncatedStream
 from mrs.media.h264 import H264Reader
 from mrs.media.h265 import H265Reader
 from mrs.media.mjpeg import MJPEGReader, MJPEGWriter, splitJpegs
+from mrs.media.sample import Sample
 
 MEDIA = Path(__file__).parent / "data" / "media"
 BASELINE = MEDIA / "testsrc_640x360_25fps_gop50_baseline.h264"
@@ -46,7 +47,9 @@ class H264ReaderTests(SynchronousTestCase):
         self.assertEqual(len(units), 250)
         self.assertEqual(reader.accessUnits, 250)
         self.assertEqual(reader.keyframes, 5)
-        self.assertEqual([i for i, unit in enumerate(units) if unit.keyframe], [0, 50, 100, 150, 200])
+        self.assertEqual(
+            [i for i, unit in enumerate(units) if unit.keyframe], [0, 50, 100, 150, 200]
+        )
 
     def test_byteExact(self) -> None:
         """
@@ -109,7 +112,7 @@ class H264ReaderTests(SynchronousTestCase):
     def test_noStartCode(self) -> None:
         """
         Input without a start code in the probed bytes is rejected with a
-        message that says so.
+        message that names the number of bytes probed.
         """
         error = self.assertRaises(FormatError, h264.splitAccessUnits, b"\x12" * 5000)
         self.assertEqual(
@@ -142,7 +145,7 @@ class H264ReaderTests(SynchronousTestCase):
         cut = b"".join(unit.data for unit in units[:3]) + b"\x00\x00\x00\x01"
         with io.BytesIO(cut) as source:
             reader = H264Reader(source)
-            received = []
+            received: list[Sample] = []
             error = self.assertRaises(TruncatedStream, lambda: received.extend(reader))
         self.assertEqual(len(received), 3)
         offset = sum(len(unit.data) for unit in units[:3])
@@ -261,7 +264,7 @@ class MJPEGReaderTests(SynchronousTestCase):
 
     def test_counts(self) -> None:
         """
-        The MJPEG sample holds ffprobe's 250 images, each a keyframe from
+        The MJPEG sample contains ffprobe's 250 images, each a keyframe from
         SOI to EOI, and they concatenate to the input.
         """
         with MJPEG.open("rb") as source:
@@ -313,11 +316,14 @@ class MJPEGReaderTests(SynchronousTestCase):
         """
         cut = self.data[: len(self.data) - 100]
         with io.BytesIO(cut) as source:
-            received: list[object] = []
+            received: list[Sample] = []
             error = self.assertRaises(TruncatedStream, lambda: received.extend(MJPEGReader(source)))
         self.assertEqual(len(received), 249)
-        self.assertTrue(str(error).startswith("MJPEG stream is truncated: the JPEG image at offset"))
-        self.assertEqual(len(error.partial), len(cut) - sum(len(s.data) for s in received))  # type: ignore[attr-defined]
+        self.assertTrue(
+            str(error).startswith("MJPEG stream is truncated: the JPEG image at offset")
+        )
+        complete = sum(len(image.data) for image in received)
+        self.assertEqual(error.partial, cut[complete:])
 
     def test_writer(self) -> None:
         """

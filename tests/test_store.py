@@ -30,6 +30,13 @@ BAD_NAME_FIX = (
 START = 1_700_000_000.0
 
 
+def opening(store: Any) -> Any:
+    """
+    Open C{store}; typed loosely, so a failure's exception can be examined.
+    """
+    return store.open()
+
+
 class StoreContractMixin:
     """
     The behaviour every L{IStore} shares.  A subclass implements
@@ -884,7 +891,7 @@ class StoreContractMixin:
 
     async def test_snapshot(self) -> None:
         """
-        The snapshot holds the generation, users, devices, groups of both
+        The snapshot contains the generation, users, devices, groups of both
         kinds with members, and rules.
         """
         await self.populate()
@@ -925,7 +932,7 @@ class SQLiteFileTests(TestCase):
         directory.mkdir()
         self.path = directory / "mrs.sqlite3"
 
-    async def openStore(self, **kwargs: Any) -> SQLiteStore:
+    async def openStore(self, **kwargs: Any) -> Any:
         store = SQLiteStore(self.path, **kwargs)
         self.addCleanup(store.close)
         await store.open()
@@ -970,7 +977,7 @@ class SQLiteFileTests(TestCase):
     async def test_missingDirectory(self) -> None:
         missing = self.path.parent / "missing" / "mrs.sqlite3"
         store = SQLiteStore(missing)
-        error = await self.assertFailure(store.open(), StoreError)
+        error = await self.assertFailure(opening(store), StoreError)
         self.assertEqual(
             str(error),
             f"{missing}: directory {str(missing.parent)!r} not found; "
@@ -1029,7 +1036,7 @@ class SQLiteFileTests(TestCase):
         broken = (Migration(2, "broken", ("ALTER TABLE users ADD COLUMN note TEXT",
                                           "SELECT * FROM no_such_table")),)
         store = SQLiteStore(self.path, migrations=MIGRATIONS + broken)
-        error = await self.assertFailure(store.open(), StoreError)
+        error = await self.assertFailure(opening(store), StoreError)
         self.assertEqual(str(error), f"{self.path}: database error: no such table: no_such_table")
         await store.close()
         self.assertEqual(self.rawQuery("SELECT MAX(version) FROM schema_version"), [(1,)])
@@ -1052,7 +1059,7 @@ class SQLiteFileTests(TestCase):
         connection.close()
         before = self.path.read_bytes()
         store = SQLiteStore(self.path)
-        error = await self.assertFailure(store.open(), SchemaTooNew)
+        error = await self.assertFailure(opening(store), SchemaTooNew)
         self.assertEqual(
             str(error),
             f"{self.path}: database schema version 99 is newer than this server supports "
@@ -1065,7 +1072,7 @@ class SQLiteFileTests(TestCase):
     async def test_otherProcessSeesChanges(self) -> None:
         """
         A second store on the same file, as the command line opens while the
-        server runs, sees the first one's changes and generation.
+        server runs, reads the first one's changes and generation.
         """
         server = await self.openStore()
         cli = await self.openStore()
@@ -1074,3 +1081,112 @@ class SQLiteFileTests(TestCase):
         self.assertEqual((await server.getUser("alice")).name, "alice")
         await server.addDevice("cam-01", "", "h", "admin:alice")
         self.assertEqual(await cli.generation(), 2)
+
+
+POSTGRES_URL = os.environ.get("MRS_TEST_POSTGRES_URL")
+POSTGRES_SKIP = (
+    None if POSTGRES_URL else
+    "set MRS_TEST_POSTGRES_URL to a PostgreSQL database URL, such as "
+    "postgresql://postgres@127.0.0.1/mrs_test, to run the PostgreSQL store tests; each "
+    "test works in its own schema and drops it afterwards"
+)
+
+
+class PostgresStoreTests(StoreContractMixin, TestCase):
+    """
+    The contract on PostgreSQL, each test in a fresh schema.
+    """
+
+    skip = POSTGRES_SKIP
+    url = POSTGRES_URL or ""
+
+    def createStore(self, clock: Any) -> Any:
+        import psycopg2
+
+        from mrs.store.postgres import PostgresStore
+
+        schema = f"mrs_test_{os.getpid()}_{id(self)}"
+        connection = psycopg2.connect(self.url)
+        connection.autocommit = True
+        connection.cursor().execute(f'CREATE SCHEMA "{schema}"')
+
+        def dropSchema() -> None:
+            connection.cursor().execute(f'DROP SCHEMA "{schema}" CASCADE')
+            connection.close()
+
+        # Cleanups run last-added first: the store closes, then this runs.
+        self.addCleanup(dropSchema)
+        return PostgresStore(
+            self.url, clock=clock, connectOptions={"options": f"-c search_path={schema}"}
+        )
+
+    async def test_newerSchemaRejected(self) -> None:
+        """
+        A database written by a newer version fails with SchemaTooNew.
+        """
+        from mrs.store.postgres import PostgresStore
+
+        await self.store._pool.runOperation(
+            "INSERT INTO schema_version (version, description, applied) VALUES (99, 'x', 0)"
+        )
+        options = self.store._pool.connkw
+        other = PostgresStore(self.url, connectOptions=options)
+        error = await self.assertFailure(opening(other), SchemaTooNew)
+        self.assertEqual(error.found, 99)
+        await other.close()
+
+
+class RedactTests(TestCase):
+    def test_passwordRemoved(self) -> None:
+        from mrs.store.postgres import _redact
+
+        self.assertEqual(
+            _redact("postgresql://mrs:s3cret@db.example:5432/mrs"),
+            "postgresql://mrs:***@db.example:5432/mrs",
+        )
+        self.assertEqual(_redact("postgresql://mrs@db/mrs"), "postgresql://mrs@db/mrs")
+        self.assertEqual(_redact("postgresql:///mrs"), "postgresql:///mrs")
+
+
+class SQLiteOpeningTests(TestCase):
+    """
+    Calls made while the store opens, after a failed open and after close.
+    """
+
+    def setUp(self) -> None:
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        self.path = directory / "mrs.sqlite3"
+
+    async def test_callsWaitForOpen(self) -> None:
+        """
+        A call made right after open(), before the migrations finish, runs
+        once the schema exists.
+        """
+        store = SQLiteStore(self.path)
+        self.addCleanup(store.close)
+        opened = store.open()
+        generation = store.generation()
+        await opened
+        self.assertEqual(await generation, 0)
+
+    async def test_callsAfterFailedOpen(self) -> None:
+        missing = self.path.parent / "missing" / "mrs.sqlite3"
+        store = SQLiteStore(missing)
+        opened = store.open()
+        waiting = store.listUsers()
+        await self.assertFailure(opened, StoreError)
+        error = await self.assertFailure(waiting, StoreError)
+        self.assertEqual(
+            str(error),
+            f"{missing}: the store is not open because opening it failed: {missing}: "
+            f"directory {str(missing.parent)!r} not found; create it with mode 0700 or set "
+            f"data_dir",
+        )
+
+    async def test_callsAfterClose(self) -> None:
+        store = SQLiteStore(self.path)
+        await store.open()
+        await store.close()
+        error = await self.assertFailure(store.listUsers(), StoreError)
+        self.assertEqual(str(error), f"{self.path}: the store is closed")

@@ -98,7 +98,7 @@ class MaterialLoopbackTests(LoopbackMixin, TestCase):
         actor, action, target, detail = self.store.entries[0]
         self.assertEqual((actor, action, target), ("system", "tls.generate", "tls"))
         self.assertIn(f"sha256={info.sha256}", detail)
-        self.assertGreater(material.daysToExpiry(), 824)
+        self.assertGreater(material.daysToExpiry(), 364)
         self.assertIsNone(material.minVersionWarning)
 
     async def test_generatedCertificatePassesValidation(self) -> None:

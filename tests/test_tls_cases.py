@@ -27,15 +27,15 @@ CASES = DATA / "cases"
 EXPIRES_IN_29_DAYS = (
     "The certificate 'mrs.example.test' expires in 29 days (on {notAfter}). Renew "
     "it before then. OpenSSL makes certificates valid for 30 days unless given "
-    "-days, for example -days 825."
+    "-days, for example -days 365."
 )
 VERSION_1 = (
     "The certificate is X.509 version 1, which has no extensions (no "
     "subjectAltName, no CA:FALSE). Python 3.13 and later clients refuse a v1 "
     "self-signed certificate as a trust anchor ('invalid CA certificate'). Re-make "
-    "it as version 3 with mrs tls generate, or with openssl req -x509 and -addext "
-    "'subjectAltName=DNS:mrs.example.test' (openssl x509 -req makes v1 "
-    "certificates unless given extensions)."
+    "it as version 3 with mrs tls generate, or with the openssl req -x509 command "
+    "given for the missing subjectAltName (openssl x509 -req makes v1 certificates "
+    "unless given extensions)."
 )
 SELF_SIGNED = (
     "The certificate is self-signed: clients trust it only when told to. Install "
@@ -47,8 +47,9 @@ NO_SAN = (
     "Name 'mrs.example.test'. Modern clients, browsers and service-identity ignore "
     "the Common Name, so host-name checks fail for this certificate. Re-make it "
     "with a subjectAltName: openssl req -x509 -new -key key.pem -out cert.pem "
-    "-days 825 -subj '/CN=mrs.example.test' -addext "
-    "'subjectAltName=DNS:mrs.example.test'. When signing a CSR with openssl x509 "
+    "-days 365 -subj '/CN=mrs.example.test' -addext "
+    "'subjectAltName=DNS:mrs.example.test' -addext "
+    "'basicConstraints=critical,CA:FALSE'. When signing a CSR with openssl x509 "
     "-req, add -copy_extensions copy, or the subjectAltName requested in the CSR "
     "is dropped."
 )
@@ -135,7 +136,7 @@ EXPECTED = {
             (
                 "The certificate 'MRS Operator' expires in 29 days (on {notAfter}). Renew it "
                 "before then. OpenSSL makes certificates valid for 30 days unless given -days, "
-                "for example -days 825."
+                "for example -days 365."
             ),
         ),
         ("warning", "certificate", VERSION_1),
@@ -147,10 +148,11 @@ EXPECTED = {
                 "The certificate has no subjectAltName; it names the host only in its Common "
                 "Name 'MRS Operator'. Modern clients, browsers and service-identity ignore the "
                 "Common Name, so host-name checks fail for this certificate. Re-make it with a "
-                "subjectAltName: openssl req -x509 -new -key key.pem -out cert.pem -days 825 "
-                "-subj '/CN=mrs.example.test' -addext 'subjectAltName=DNS:mrs.example.test'. "
-                "When signing a CSR with openssl x509 -req, add -copy_extensions copy, or the "
-                "subjectAltName requested in the CSR is dropped."
+                "subjectAltName: openssl req -x509 -new -key key.pem -out cert.pem -days 365 "
+                "-subj '/CN=mrs.example.test' -addext 'subjectAltName=DNS:mrs.example.test' "
+                "-addext 'basicConstraints=critical,CA:FALSE'. When signing a CSR with openssl "
+                "x509 -req, add -copy_extensions copy, or the subjectAltName requested in the "
+                "CSR is dropped."
             ),
         ),
         (
@@ -277,8 +279,9 @@ EXPECTED = {
                 "Name 'MRS Test Intermediate CA'. Modern clients, browsers and "
                 "service-identity ignore the Common Name, so host-name checks fail for this "
                 "certificate. Re-make it with a subjectAltName: openssl req -x509 -new -key "
-                "key.pem -out cert.pem -days 825 -subj '/CN=mrs.example.test' -addext "
-                "'subjectAltName=DNS:mrs.example.test'. When signing a CSR with openssl x509 "
+                "key.pem -out cert.pem -days 365 -subj '/CN=mrs.example.test' -addext "
+                "'subjectAltName=DNS:mrs.example.test' -addext "
+                "'basicConstraints=critical,CA:FALSE'. When signing a CSR with openssl x509 "
                 "-req, add -copy_extensions copy, or the subjectAltName requested in the CSR "
                 "is dropped."
             ),
@@ -380,7 +383,7 @@ EXPECTED = {
             (
                 "The certificate input contains a certificate signing request ('BEGIN "
                 "CERTIFICATE REQUEST'), not a certificate. Sign it first (openssl x509 -req "
-                "-in server.csr -signkey key.pem -copy_extensions copy -days 825 -out "
+                "-in server.csr -signkey key.pem -copy_extensions copy -days 365 -out "
                 "server.crt) or send it to your CA, then paste the certificate (server.crt)."
             ),
         ),

@@ -41,7 +41,7 @@ _FIELD_NAMES = sorted({
 })
 
 # Values near the edges of the field ranges, plus anything JSON can hold.
-_edgeValues = st.sampled_from([
+_edgeValues: st.SearchStrategy[Any] = st.sampled_from([
     0, -1, 1, 90, 90.0000001, -180, 360, 255, 256, 8, 9, 2**32 - 1, 2**32, 2**53, 2**64,
     -0.0, 1e308, "", "x" * 65, "video", "audio", "location", "talk", "h264", "opus",
     "device", "monitor", "2019-04-07T10:11:12.500Z", "2019-02-30T00:00:00Z", [], [1], {},

@@ -14,7 +14,7 @@ from mrs.wire import _fields
 
 names = st.from_regex(_fields.NAME_PATTERN, fullmatch=True)
 # Valid Unicode text: no lone surrogates, which UTF-8 cannot encode.
-_characters = st.characters(blacklist_categories=("Cs",))
+_characters = st.characters(blacklist_categories=["Cs"])
 texts = st.text(_characters, max_size=40)
 nonEmptyTexts = st.text(_characters, min_size=1, max_size=40)
 ids = st.one_of(st.integers(0, 2**53 - 1), st.text(_characters, min_size=1, max_size=64))

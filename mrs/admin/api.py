@@ -163,7 +163,20 @@ def parseScheduleJson(value: object) -> Schedule | None:
     return Schedule(days=frozenset(days), start=start, end=end)
 
 
+def bearerDigest(request: IRequest) -> str:
+    """
+    Return the SHA-256 digest of the request's bearer token.
+    """
+    header = (request.getHeader(b"authorization") or b"").decode("latin-1")
+    return digest(header.partition(" ")[2].strip())
+
+
 def refuseSelf(actor: str, name: str, what: str) -> None:
+    """
+    Keep an administrator from locking themselves out.
+
+    @raise Conflict: when C{name} is the caller's own account.
+    """
     if actor == name:
         raise Conflict(f"You cannot {what} your own account; use another administrator.")
 
@@ -363,8 +376,12 @@ class ApiV1(RouteGroup):
                           tokenId: int) -> Any:
         await self._user(name)
         tokens = await self.admin.store.listApiTokens(name)
-        if not any(t.tokenId == tokenId for t in tokens):
+        [token] = [t for t in tokens if t.tokenId == tokenId] or [None]
+        if token is None:
             raise PageNotFound(f"User {name!r} has no API token {tokenId}.")
+        if token.tokenHash == bearerDigest(request):
+            raise Conflict("This request is authorized by that token; revoke it with "
+                           "another token or on your user page.")
         await self.admin.store.removeApiToken(tokenId, actor)
         return 204, None
 
@@ -556,7 +573,7 @@ class ApiV1(RouteGroup):
         if not await self.admin.tls.pendingRequest():
             raise Conflict("There is no pending certificate signing request; generate one.")
         try:
-            # An empty key tells the TLS material to use the pending request's key.
+            # With an empty key, the TLS material uses the pending request's key.
             report = await self.admin.tls.install(
                 b"", certificate.encode("utf-8"), chain.encode("utf-8"), actor=actor)
         except Exception as e:

@@ -2,7 +2,7 @@
 The HTTPS admin web site: HTML pages under C{/admin}, the JSON API under
 C{/api/v1} and Prometheus metrics at C{/metrics}.
 
-L{AdminApp} holds everything the routes need; the routes themselves live in
+L{AdminApp} contains everything the routes need; the routes themselves live in
 route groups (L{mrs.admin.dashboard}, L{mrs.admin.accounts},
 L{mrs.admin.rules}, L{mrs.admin.servertls}, L{mrs.admin.system},
 L{mrs.admin.api}), each a Klein app mounted under its path prefix.
@@ -23,11 +23,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 from werkzeug.routing import RequestRedirect
 
 from mrs.admin import html
 from mrs.admin.base import (
+    MAX_BODY,
     CsrfRejected,
     Forbidden,
     LoginRequired,
@@ -191,6 +192,7 @@ class AdminApp:
         """
         site = Site(self.resource())
         site.displayTracebacks = False
+        site.requestFactory = LimitedRequest
         return site
 
     # Authentication helpers used by every route group.
@@ -249,11 +251,17 @@ class AdminApp:
 
     async def changed(self) -> None:
         """
-        Tell the permission service that the store changed.
+        Ask the permission service to reload after a change in the store.
         """
         refresh = getattr(self.permissions, "refreshNow", None)
-        if refresh is not None:
+        if refresh is None:
+            return
+        try:
             await refresh()
+        except Exception:
+            # The change is stored; the permission service's own polling
+            # picks it up within a second, so the request still succeeds.
+            self.log.failure("Reloading the permissions after an admin change failed")
 
     def renderError(self, request: IRequest, failure: Failure) -> bytes:
         """
@@ -283,6 +291,7 @@ class AdminApp:
             if status == 401:
                 request.setHeader(b"www-authenticate", b'Bearer realm="mrs"')
             return jsonResponse(request, status, {"error": message})
+
         if isinstance(failure.value, LoginRequired):
             request.addCookie(SESSION_COOKIE, b"", **_cookieFlags(maxAge=0))
             return loginRedirect(request)
@@ -290,6 +299,7 @@ class AdminApp:
             request.setResponseCode(303)
             request.setHeader(b"location", b"/admin/account")
             return b""
+
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         session = self.sessions.get(_cookie(request, SESSION_COOKIE))
@@ -365,7 +375,7 @@ class AdminApp:
         if user.role != "admin":
             self._countLogin(False)
             self.log.warn(
-                "Admin login for operator {user!r} from {address} refused",
+                "Admin login for operator {user!r} from {address} rejected",
                 user=name, address=address,
             )
             request.setResponseCode(403)
@@ -576,6 +586,30 @@ class AdminApp:
 installErrorHandler(AdminApp.app)
 
 
+class LimitedRequest(Request):
+    """
+    A request that stops storing its body past L{MAX_BODY} bytes; such a
+    request gets a 413 response instead of being routed.
+    """
+
+    bodyTooLarge = False
+    _received = 0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > MAX_BODY:
+            self.bodyTooLarge = True
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self.bodyTooLarge and self.content is not None:
+            # Drop the stored part, so that nothing of it is parsed as a form.
+            self.content.seek(0, 0)
+            self.content.truncate()
+        super().requestReceived(command, path, version)
+
+
 class _SecurityHeaders(Resource):
     """
     Set the headers every admin response carries, then render the site.
@@ -590,6 +624,11 @@ class _SecurityHeaders(Resource):
     def render(self, request: IRequest) -> Any:  # type: ignore[override]
         for name, value in SECURITY_HEADERS:
             request.setHeader(name, value)
+        if getattr(request, "bodyTooLarge", False):
+            request.setResponseCode(413)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return (f"The request body is larger than {MAX_BODY} bytes; "
+                    "send a smaller file.\n").encode()
         return self._wrapped.render(request)
 
 

@@ -28,7 +28,7 @@ NOSCRIPT_REFRESH = 15
 
 SESSION_HEADERS = (
     "Role", "Name", "Address", "Link", "Connected", "Bitrate in", "Bitrate out",
-    "Subscribers", "Last location",
+    "Watchers", "Last location",
 )
 
 
@@ -55,9 +55,21 @@ def sessionRow(session: dict[str, Any]) -> list[object]:
         connected,
         formatRates(session["bitrateIn"]),
         formatRates(session["bitrateOut"]),
-        str(session["subscribers"]),
+        _audience(session),
         location,
     ]
+
+
+def _audience(session: dict[str, Any]) -> str:
+    """
+    Describe who watches a device, or what a monitor watches.
+    """
+    if session["role"] == "monitor":
+        watched = ", ".join(session["subscriptions"]) or "nothing"
+        if session["droppedFrames"]:
+            watched += f" ({session['droppedFrames']} frames dropped)"
+        return f"watches {watched}"
+    return str(session["subscribers"])
 
 
 class DashboardPages(RouteGroup):
@@ -76,9 +88,10 @@ class DashboardPages(RouteGroup):
             certText: object = "not loaded yet"
         else:
             days = certificate["daysToExpiry"]
-            certText = html.Markup('<span class="{cls}">{days:.0f} days</span> ({date})').format(
-                cls="warn" if days < 30 else "ok", days=days, date=certificate["notAfter"]
-            )
+            certText = html.Markup(
+                '<span class="{cls}">{days:.0f} days</span><small>until {date}</small>'
+            ).format(cls="warn" if days < 30 else "ok", days=days,
+                     date=certificate["notAfter"][:10])
         summary = html.Markup(
             '<dl class="summary">'
             '<div><dt>Uptime</dt><dd id="uptime">{uptime}</dd></div>'
@@ -113,24 +126,36 @@ class DashboardPages(RouteGroup):
     @adminPage
     async def events(self, request: IRequest, session: AdminSession) -> bytes:
         """
-        Stream the status as server-sent events until the client goes away
-        or the session ends.
+        Stream the status as server-sent events until the client goes away,
+        the session ends, or the account is no longer an enabled admin.
         """
         request.setHeader(b"content-type", b"text/event-stream")
         request.setHeader(b"cache-control", b"no-store")
         finished: Deferred[None] = Deferred()
         sessions = self.admin.sessions
 
-        def send() -> None:
+        async def allowed() -> bool:
             if not sessions.isLive(session):
-                request.write(b"event: ended\ndata: {}\n\n")
-                stop()
-                request.finish()
+                return False
+            user = await self.admin.store.getUser(session.user)
+            return bool(
+                user is not None and user.enabled and user.role == "admin"
+                and user.credentialsVersion == session.credentialsVersion
+            )
+
+        async def send() -> None:
+            if not await allowed():
+                if not finished.called:
+                    request.write(b"event: ended\ndata: {}\n\n")
+                    stop()
+                    request.finish()
+                return
+            if finished.called:
                 return
             data = json.dumps(serverStatus(self.admin), sort_keys=True)
             request.write(b"event: status\ndata: " + data.encode("utf-8") + b"\n\n")
 
-        loop = LoopingCall(send)
+        loop = LoopingCall(lambda: Deferred.fromCoroutine(send()))
         loop.clock = self.admin.reactor
 
         def stop(_: object = None) -> None:

@@ -31,6 +31,7 @@ def _object(properties: dict[str, Schema], required: list[str] | None = None) ->
 
 
 STRING: Schema = {"type": "string"}
+NAME: Schema = {"type": "string", "pattern": NAME_PATTERN}
 NUMBER: Schema = {"type": "number"}
 BOOLEAN: Schema = {"type": "boolean"}
 NULLABLE_NUMBER: Schema = {"type": "number", "nullable": True}
@@ -104,6 +105,8 @@ SCHEMAS: dict[str, Schema] = {
         "lastLocation": {**_object({"lat": NUMBER, "lon": NUMBER}, ["lat", "lon"]),
                          "nullable": True},
         "lastLocationAge": NULLABLE_NUMBER,
+        "subscriptions": _array(STRING),
+        "droppedFrames": {"type": "integer"},
     }, ["role", "name", "address", "encrypted", "since", "bitrateIn", "bitrateOut",
         "subscribers", "lastLocation"]),
     "Status": _object({
@@ -181,7 +184,7 @@ def _paths() -> dict[str, Schema]:
                 {"201": _json(_object({"device": _ref("Device"), "secret": STRING},
                                       ["device", "secret"]), "Added.")},
                 errors=(400, 409),
-                body=_object({"deviceId": STRING, "displayName": STRING,
+                body=_object({"deviceId": NAME, "displayName": STRING,
                               "allowPlaintext": BOOLEAN}, ["deviceId"])),
         },
         "/devices/{deviceId}": {
@@ -209,7 +212,7 @@ def _paths() -> dict[str, Schema]:
                 {"201": _json(_object({"user": _ref("User"), "password": STRING},
                                       ["user", "password"]), "Added.")},
                 errors=(400, 409),
-                body=_object({"name": STRING,
+                body=_object({"name": NAME,
                               "role": {"type": "string", "enum": ["admin", "operator"]}},
                              ["name"])),
         },
@@ -240,11 +243,14 @@ def _paths() -> dict[str, Schema]:
                 "Create an API token for an administrator; shown only this once.",
                 {"201": _json(_object({"token": STRING, "apiToken": _ref("ApiToken")},
                                       ["token", "apiToken"]), "Created.")},
-                errors=(400, 404, 409), body=_object({"label": STRING}, ["label"])),
+                errors=(400, 404, 409),
+                body=_object({"label": {"type": "string", "minLength": 1, "maxLength": 100}},
+                             ["label"])),
         },
         "/users/{name}/tokens/{tokenId}": {
             "parameters": [_path("name"), _path("tokenId", {"type": "integer", "minimum": 0})],
-            "delete": _operation("Revoke an API token.", NO_CONTENT, errors=(404,)),
+            "delete": _operation("Revoke an API token (not the one authorizing the request).",
+                                 NO_CONTENT, errors=(404, 409)),
         },
         "/groups/{kind}": {
             "parameters": [KIND],
@@ -252,7 +258,7 @@ def _paths() -> dict[str, Schema]:
                               {"200": _json(_array(_ref("Group")), "Groups.")}, errors=(404,)),
             "post": _operation("Add a group.", {"201": _json(_ref("Group"), "Added.")},
                                errors=(400, 404, 409),
-                               body=_object({"name": STRING}, ["name"])),
+                               body=_object({"name": NAME}, ["name"])),
         },
         "/groups/{kind}/{name}": {
             "parameters": [KIND, _path("name")],
@@ -277,9 +283,9 @@ def _paths() -> dict[str, Schema]:
                 {"201": _json(_ref("Rule"), "Added.")}, errors=(400, 404, 409),
                 body=_object({
                     "subjectKind": {"type": "string", "enum": ["user", "user_group"]},
-                    "subject": STRING,
+                    "subject": NAME,
                     "targetKind": {"type": "string", "enum": ["device", "device_group"]},
-                    "target": STRING,
+                    "target": NAME,
                     "rights": _array({"type": "string", "enum": list(RIGHTS)}),
                     "schedule": _ref("Schedule"),
                 }, ["subjectKind", "subject", "targetKind", "target", "rights"])),

@@ -9,7 +9,7 @@ C{tls.install}) and every problem is shown next to the box it concerns.  A
 pair with errors is never installed, so the working pair stays in use.  A
 pasted private key is never written back into a page.  The server can also
 generate a key with a self-signed certificate, or a key with a certificate
-signing request whose signed certificate is pasted back later; the pending
+signing request whose signed certificate is pasted back later.  The pending
 key stays with the TLS material on the server, which uses it when a
 certificate is installed with an empty key.
 """
@@ -185,6 +185,8 @@ class ServerAuthenticationPages(RouteGroup):
                 "Install signed certificate", formId="install-signed", multipart=True,
             )
 
+        if not form.value("keyType"):
+            form.values["keyType"] = self.admin.config.key_type
         generateForm = html.postForm(
             f"{BASE}/generate", csrf,
             html.select(form, "keyType", "Key type", KEY_TYPES, formId="generate")
@@ -236,6 +238,7 @@ class ServerAuthenticationPages(RouteGroup):
             "keyWasGiven": "yes" if keyPem.strip() else "",
         })
         tls = self.admin.tls
+
         if checkOnly:
             report = await tls.check(keyPem, certPem, chainPem, passphrase)
             status = 200 if not report.errors else 400
@@ -250,6 +253,7 @@ class ServerAuthenticationPages(RouteGroup):
                 message += certificateDetails(report.info, "checked-details")
             return await self._render(request, session, form=form, problems=report.problems,
                                       message=message)
+
         try:
             report = await tls.install(keyPem, certPem, chainPem, passphrase,
                                        actor=session.user)
@@ -268,6 +272,7 @@ class ServerAuthenticationPages(RouteGroup):
                     "The pair was not installed; the current certificate stays in use. "
                     "Fix the errors shown next to the boxes.", "error"),
             )
+
         self.admin.log.info("Admin {user!r} installed a new key and certificate",
                             user=session.user)
         warnings = [p for p in report.problems if p.severity == "warning"]
@@ -294,6 +299,7 @@ class ServerAuthenticationPages(RouteGroup):
         if form.errors:
             request.setResponseCode(400)
             return await self._render(request, session, form=form)
+
         tls = self.admin.tls
         subject = SubjectFields(commonName=commonName, organization=organization)
         try:
@@ -303,6 +309,7 @@ class ServerAuthenticationPages(RouteGroup):
             form.errors["commonName"] = str(e)
             request.setResponseCode(400)
             return await self._render(request, session, form=form)
+
         if mode == "self-signed":
             self.admin.log.info("Admin {user!r} generated a self-signed certificate",
                                 user=session.user)
@@ -327,7 +334,7 @@ class ServerAuthenticationPages(RouteGroup):
         form = html.Form({"signed": certPem.decode("utf-8", "replace"),
                           "signedChain": chainPem.decode("utf-8", "replace")})
         try:
-            # An empty key tells the TLS material to use the pending request's key.
+            # With an empty key, the TLS material uses the pending request's key.
             report = await self.admin.tls.install(b"", certPem, chainPem, actor=session.user)
         except Exception as e:
             report = _rejectedReport(e)

@@ -65,6 +65,11 @@ def sessionStatus(entry: object, now: float) -> dict[str, Any]:
     """
     Convert one entry of C{hub.statusSnapshot()} (an object or a mapping)
     into JSON values.  Missing fields come out as L{None} or empty.
+
+    Per-track bit rates are read from C{bitrateIn}/C{bitrateOut} mappings
+    or from C{tracks[name]}; the location age from C{lastLocationAge} or
+    C{lastLocationTime}; a monitor's C{subscriptions} maps device ids to
+    tracks.
     """
     since = _number(_read(entry, "since"))
     locationTime = _number(_read(entry, "lastLocationTime"))
@@ -75,6 +80,11 @@ def sessionStatus(entry: object, now: float) -> dict[str, Any]:
         except TypeError:
             subscribers = 0
     location = _location(entry)
+    locationAge = _number(_read(entry, "lastLocationAge"))
+    if locationAge is None and location is not None and locationTime is not None:
+        locationAge = max(0.0, now - locationTime)
+    subscriptions = _read(entry, "subscriptions") or {}
+    dropped = _number(_read(entry, "droppedFrames"))
     return {
         "role": str(_read(entry, "role", "")),
         "name": str(_read(entry, "name", "") or ""),
@@ -88,9 +98,9 @@ def sessionStatus(entry: object, now: float) -> dict[str, Any]:
         "bitrateOut": _perTrack(entry, "bitrateOut"),
         "subscribers": subscribers,
         "lastLocation": location,
-        "lastLocationAge": (
-            None if location is None or locationTime is None else max(0.0, now - locationTime)
-        ),
+        "lastLocationAge": None if location is None else locationAge,
+        "subscriptions": sorted(str(device) for device in subscriptions),
+        "droppedFrames": 0 if dropped is None else int(dropped),
     }
 
 
@@ -167,5 +177,5 @@ def formatLink(session: Mapping[str, Any]) -> str:
     """
     if not session["encrypted"]:
         return "plaintext"
-    parts = [p for p in (session["tlsVersion"], session["cipher"]) if p]
-    return "TLS " + " ".join(str(p) for p in parts) if parts else "TLS"
+    text = " ".join(str(p) for p in (session["tlsVersion"], session["cipher"]) if p)
+    return text if text.startswith("TLS") else f"TLS {text}".strip()

@@ -64,7 +64,8 @@ def operatingSystemActor() -> str:
 
 class CommandContext:
     """
-    What a subcommand handler gets besides its parsed arguments.
+    The collaborators a subcommand handler receives besides its parsed
+    arguments.
 
     @ivar config: the loaded L{Config}.
     @ivar reactor: the running reactor.

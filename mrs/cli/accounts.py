@@ -1,6 +1,7 @@
 """
-C{mrs user}, C{mrs device}, C{mrs group}, C{mrs grant}, C{mrs revoke} and
-C{mrs rules}: accounts, devices, groups and permission rules.
+C{mrs user}, C{mrs device}, C{mrs group}, C{mrs grant}, C{mrs revoke},
+C{mrs rules} and C{mrs audit}: accounts, devices, groups, permission rules
+and the audit log.
 
 Subjects and targets of rules are written C{user:alice} or C{group:ops}
 (a user group) and C{device:cam-01} or C{group:vans} (a device group); a
@@ -218,8 +219,11 @@ def _secret(context: CommandContext, generate: bool, prompt: str) -> tuple[str, 
 
 
 async def userAdd(args: argparse.Namespace, context: CommandContext) -> int:
-    password, generated = _secret(context, args.generate, f"Password for {args.name}: ")
     store = await context.openStore()
+    if await store.getUser(args.name) is not None:
+        # Fail before prompting; the store checks again when adding.
+        raise CommandError(f"user {args.name!r} already exists; choose another name")
+    password, generated = _secret(context, args.generate, f"Password for {args.name}: ")
     await store.addUser(
         args.name, args.role, hashPassword(password), context.actor,
         mustChangePassword=args.mustChange,
@@ -249,7 +253,8 @@ async def userList(args: argparse.Namespace, context: CommandContext) -> int:
 async def userPasswd(args: argparse.Namespace, context: CommandContext) -> int:
     store = await context.openStore()
     if await store.getUser(args.name) is None:
-        # Check before prompting, so nobody types a password in vain.
+        # Check before prompting, so the operator does not type a password
+        # for an account that does not exist.
         raise CommandError(f"user {args.name!r} not found")
     password, generated = _secret(context, args.generate, f"New password for {args.name}: ")
     await store.setUserPassword(
@@ -287,8 +292,10 @@ async def userRemove(args: argparse.Namespace, context: CommandContext) -> int:
 
 
 async def deviceAdd(args: argparse.Namespace, context: CommandContext) -> int:
-    secret, generated = _secret(context, args.generate, f"Secret for device {args.deviceId}: ")
     store = await context.openStore()
+    if await store.getDevice(args.deviceId) is not None:
+        raise CommandError(f"device {args.deviceId!r} already exists; choose another name")
+    secret, generated = _secret(context, args.generate, f"Secret for device {args.deviceId}: ")
     displayName = args.displayName if args.displayName is not None else args.deviceId
     await store.addDevice(
         args.deviceId, displayName, hashPassword(secret), context.actor,
@@ -461,9 +468,9 @@ async def revoke(args: argparse.Namespace, context: CommandContext) -> int:
         and (not rights or rule.rights & rights)
     ]
     if not matching:
-        what = formatRights(rights) if rights else "any right"
+        requested = formatRights(rights) if rights else "any right"
         raise CommandError(
-            f"no rule grants {formatEnd(subjectKind, subject)} {what} on "
+            f"no rule grants {formatEnd(subjectKind, subject)} {requested} on "
             f"{formatEnd(targetKind, target)}; 'mrs rules' lists the rules"
         )
     for rule in matching:
@@ -474,6 +481,19 @@ async def revoke(args: argparse.Namespace, context: CommandContext) -> int:
         else:
             await store.removeRule(rule.ruleId, context.actor)
             context.out.write(f"removed {describeRule(rule)}\n")
+    return 0
+
+
+async def listAudit(args: argparse.Namespace, context: CommandContext) -> int:
+    store = await context.openStore()
+    entries = await store.listAudit(
+        actor=args.actor, action=args.action, object=args.object, limit=args.limit
+    )
+    rows = [
+        (formatTime(entry.time), entry.actor, entry.action, entry.object, entry.detail)
+        for entry in entries
+    ]
+    context.out.write(formatTable(("TIME", "ACTOR", "ACTION", "OBJECT", "DETAIL"), rows))
     return 0
 
 
@@ -498,8 +518,8 @@ async def listRules(args: argparse.Namespace, context: CommandContext) -> int:
 
 def register(subparsers: Any) -> None:
     """
-    Add the C{user}, C{device}, C{group}, C{grant}, C{revoke} and C{rules}
-    commands to the C{mrs} argument parser.
+    Add the C{user}, C{device}, C{group}, C{grant}, C{revoke}, C{rules} and
+    C{audit} commands to the C{mrs} argument parser.
     """
     _registerUsers(subparsers)
     _registerDevices(subparsers)
@@ -717,5 +737,20 @@ def _registerRules(subparsers: Any) -> None:
 
     rulesParser = subparsers.add_parser("rules", help="list permission rules as a table")
     rulesParser.set_defaults(func=listRules)
+
+    auditParser = subparsers.add_parser(
+        "audit", help="list audit log entries as a table, newest first"
+    )
+    auditParser.add_argument("--actor", help="only entries by this exact actor, such as cli:root")
+    auditParser.add_argument(
+        "--action", metavar="PREFIX", help="only actions starting with this text, such as user."
+    )
+    auditParser.add_argument(
+        "--object", metavar="TEXT", help="only objects containing this text, such as cam-01"
+    )
+    auditParser.add_argument(
+        "--limit", type=int, default=50, help="the number of entries to show (default 50)"
+    )
+    auditParser.set_defaults(func=listAudit)
 
 

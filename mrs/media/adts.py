@@ -2,8 +2,8 @@
 AAC ADTS stream reader and writer.
 
 An ADTS stream is a sequence of frames, each with a 7-byte header (9 bytes
-with a CRC) that holds the sync word 0xFFF, the sample rate, the channel
-configuration and the frame length in bytes.  Each frame holds one to four
+with a CRC) that contains the sync word 0xFFF, the sample rate, the channel
+configuration and the frame length in bytes.  Each frame contains one to four
 raw data blocks of 1024 samples.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from mrs.media._buffer import ReadBuffer
 from mrs.media.errors import FormatError, TruncatedStream
@@ -119,7 +119,7 @@ class ADTSReader:
         assert self.sampleRate is not None
         return self._baseTime + (samples * MICROSECONDS + self.sampleRate // 2) // self.sampleRate
 
-    def _truncated(self) -> None:
+    def _truncated(self) -> NoReturn:
         raise TruncatedStream(
             f"ADTS stream is truncated: the frame at offset {self._buffer.offset} is incomplete "
             f"({len(self._buffer.data)} bytes left)",

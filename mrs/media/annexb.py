@@ -31,7 +31,7 @@ class NalChunk:
 
     @ivar offset: stream offset of C{data[0]}.
     @ivar data: the zero bytes, the start code and the NAL unit.  The first
-        chunk of a stream also holds any bytes before the first start code.
+        chunk of a stream also contains any bytes before the first start code.
     @ivar headerIndex: index in C{data} of the first NAL header byte; equal
         to C{len(data)} for an empty NAL unit.
     """
@@ -126,7 +126,7 @@ def iterNalChunks(
 @dataclass
 class NalInfo:
     """
-    What an access unit splitter needs to know about one NAL unit.
+    The properties of one NAL unit that decide access unit boundaries.
 
     @ivar vcl: the NAL unit is a coded slice (segment) of a picture.
     @ivar firstInPicture: for a VCL NAL unit, it is the first slice of its
@@ -153,6 +153,12 @@ class AccessUnitReader:
     C{data} concatenate to the input byte for byte.  Timestamps come from
     the frame rate, in decode order: an elementary stream has no timestamps,
     so a stream with B-frames gets decode-order times.
+
+    Truncation is reported (L{TruncatedStream}) when the stream ends inside
+    a start code, after parameter sets without a slice, or inside a slice
+    header's first bytes.  NOTE: a slice cut anywhere later cannot be told
+    from a complete one without decoding it, so such a last access unit is
+    yielded as it is.
 
     Subclasses set C{codecName}, C{requiredParameterSets} and implement
     C{classify}.

@@ -12,22 +12,14 @@ from mrs.media.errors import UnknownFormat
 
 FORMATS = ("h264", "h265", "mjpeg", "aac", "opus", "nmea", "gpx")
 
-_EXTENSIONS = {
+# Only used when the first NAL unit header is valid in both H.264 and H.265.
+_VIDEO_EXTENSIONS = {
     ".h264": "h264",
     ".264": "h264",
     ".avc": "h264",
     ".h265": "h265",
     ".265": "h265",
     ".hevc": "h265",
-    ".mjpeg": "mjpeg",
-    ".mjpg": "mjpeg",
-    ".aac": "aac",
-    ".adts": "aac",
-    ".opus": "opus",
-    ".ogg": "opus",
-    ".nmea": "nmea",
-    ".log": "nmea",
-    ".gpx": "gpx",
 }
 _NMEA_SENTENCE = re.compile(rb"[$!][A-Z0-9]{3,}[,*]")
 _H264_FIRST_TYPES = frozenset({1, 5, 6, 7, 8, 9})
@@ -44,7 +36,7 @@ def detectFormat(path: str | PurePath, firstBytes: bytes) -> str:
     @raise UnknownFormat: if the content matches no supported format.  The
         message lists the supported ones.
     """
-    extensionGuess = _EXTENSIONS.get(PurePath(path).suffix.lower())
+    extensionGuess = _VIDEO_EXTENSIONS.get(PurePath(path).suffix.lower())
     data = firstBytes
 
     if data.startswith(b"OggS"):

@@ -2,7 +2,7 @@
 GPX 1.0 and 1.1 reader, and GPX and NDJSON writers for locations.
 
 The reader streams with expat and rejects any DTD entity declaration and
-external entity reference before expansion, the same guards that
+external entity reference before expansion.  These are the guards that
 defusedxml installs, so a hostile file cannot expand entities (billion
 laughs) or make the parser read local files or URLs.  It is not a
 validating parser: unknown elements are ignored.
@@ -92,6 +92,8 @@ class GpxReader:
     order.
 
     @ivar counts: points seen per kind, all kinds included.
+    @ivar droppedValues: optional values (sat, hdop, speed, course) left
+        out because they were out of range.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class GpxReader:
         self.requireTime = requireTime
         self.chunkSize = chunkSize
         self.counts = dict.fromkeys(POINT_KINDS, 0)
+        self.droppedValues = 0
         self._yielded = 0
         self._timed = 0
         self._segment = -1
@@ -161,6 +164,9 @@ class GpxReader:
             raise FormatError(f"{self.name} is rejected: {error}")
         except xml.parsers.expat.ExpatError as error:
             raise FormatError(f"{self.name} is not well-formed XML: {error}")
+        except LookupError as error:
+            # expat looks up the encoding named in the XML declaration.
+            raise FormatError(f"{self.name} declares an unsupported XML encoding: {error}")
 
     def _forbidEntity(self, name: str, *args: object) -> None:
         raise _Forbidden(f"it declares the XML entity {name!r}; GPX files need no entities")
@@ -225,6 +231,7 @@ class GpxReader:
                 pointTime = parseTime(timeText)
             except ValueError as error:
                 raise FormatError(f"{self.name}: the {kind} at line {line} has an {error}")
+
         if pointTime is None and self.requireTime:
             if self._timed == 0:
                 raise FormatError(
@@ -235,7 +242,11 @@ class GpxReader:
             )
         if pointTime is not None:
             self._timed += 1
-        satellites = self._number(raw.get("sat"), "sat", line)
+
+        satellites = self._optional(raw.get("sat"), "sat", line, 0.0, 255.0)
+        if satellites is not None and not satellites.is_integer():
+            satellites = None
+            self.droppedValues += 1
         self._yielded += 1
         self._ready.append(
             GpxPoint(
@@ -245,9 +256,9 @@ class GpxReader:
                 ele=self._number(raw.get("ele"), "ele", line),
                 time=pointTime,
                 satellites=None if satellites is None else int(satellites),
-                hdop=self._number(raw.get("hdop"), "hdop", line),
-                speed=self._number(raw.get("speed"), "speed", line),
-                course=self._number(raw.get("course"), "course", line),
+                hdop=self._optional(raw.get("hdop"), "hdop", line, 0.0, None),
+                speed=self._optional(raw.get("speed"), "speed", line, 0.0, None),
+                course=self._optional(raw.get("course"), "course", line, 0.0, 360.0),
                 name=raw.get("name") or None,
                 segment=raw["segment"],
                 line=line,
@@ -263,6 +274,20 @@ class GpxReader:
                 f"{self.name}: the point at line {line} has {name}={text!r}, outside "
                 f"-{limit:g}..{limit:g}"
             )
+        return value
+
+    def _optional(
+        self, text: str | None, name: str, line: int, low: float, high: float | None
+    ) -> float | None:
+        """
+        Parse an optional value.  One out of range (apps write a speed of
+        -1 for "unknown") is dropped and counted rather than rejecting the
+        file.
+        """
+        value = self._number(text, name, line)
+        if value is not None and (value < low or (high is not None and value > high)):
+            self.droppedValues += 1
+            return None
         return value
 
     def _number(self, text: str | None, name: str, line: int) -> float | None:

@@ -42,8 +42,8 @@ class H264Reader(AccessUnitReader):
     """
     Streaming H.264 access unit reader.  See L{AccessUnitReader}.
 
-    A sample is a keyframe when it holds an IDR slice (NAL type 5), and has
-    C{parameterSets} set when it holds both an SPS and a PPS.
+    A sample is a keyframe when it contains an IDR slice (NAL type 5), and has
+    C{parameterSets} set when it contains both an SPS and a PPS.
     """
 
     codecName = "H.264"
@@ -62,7 +62,8 @@ class H264Reader(AccessUnitReader):
             # first_mb_in_slice is ue(v) and comes first in the slice header;
             # its value is 0 exactly when the first bit is 1.  Emulation
             # prevention bytes cannot occur this early.
-            firstByte = chunk.data[chunk.headerIndex + 1]
+            # A slice too short to tell is rejected by the caller.
+            firstByte = chunk.data[chunk.headerIndex + 1] if chunk.payloadSize > 1 else 0
             return NalInfo(
                 vcl=True, firstInPicture=bool(firstByte & 0x80), keyframe=kind == NAL_IDR
             )

@@ -1,10 +1,10 @@
 """
 H.265 (HEVC) Annex-B elementary stream reader.
 
-Access unit boundaries follow ITU-T H.265 section 7.4.2.4.4: after a coded
+Access unit boundaries follow ITU-T H.265 section 7.4.2.4.4.  After a coded
 slice segment, an access unit delimiter, VPS, SPS, PPS, prefix SEI or NAL
-unit type 41-44 or 48-55 starts a new access unit, and so does a slice
-segment with first_slice_segment_in_pic_flag set.  Only the base layer
+unit type 41-44 or 48-55 starts a new access unit.  So does a slice segment
+with first_slice_segment_in_pic_flag set.  Only the base layer
 (nuh_layer_id 0) decides boundaries.
 """
 
@@ -43,8 +43,8 @@ class H265Reader(AccessUnitReader):
     """
     Streaming H.265 access unit reader.  See L{AccessUnitReader}.
 
-    A sample is a keyframe when it holds an IRAP slice (NAL types 16-23:
-    BLA, IDR, CRA), and has C{parameterSets} set when it holds a VPS, an
+    A sample is a keyframe when it contains an IRAP slice (NAL types 16-23:
+    BLA, IDR, CRA), and has C{parameterSets} set when it contains a VPS, an
     SPS and a PPS.
     """
 

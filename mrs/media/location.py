@@ -101,8 +101,8 @@ def validateLocation(
         if value is not None and not (_finite(value) and low <= value <= high):
             return False, f"{name} {value!r} is outside {low:g}..{high:g}"
     satellites = fix.satellites
-    if satellites is not None and not 0 <= satellites <= 999:
-        return False, f"satellites {satellites!r} is outside 0..999"
+    if satellites is not None and not 0 <= satellites <= 255:
+        return False, f"satellites {satellites!r} is outside 0..255"
     if fix.fixQuality == 0:
         return False, "fix quality 0 means no fix"
     fixTime = fix.time
@@ -126,7 +126,7 @@ def validateLocation(
 @dataclass
 class TrackerCounters:
     """
-    What a L{LocationTracker} has been offered.
+    Counts of the fixes offered to a L{LocationTracker}, by outcome.
 
     @ivar current: fixes that became the current location.
     @ivar history: fixes older than the current one, kept in history only.
@@ -145,7 +145,7 @@ class LocationTracker:
     The locations of one device: the current one and a bounded history.
 
     A fix is an exact duplicate when a fix with the same time, latitude and
-    longitude was accepted before and is still in the history; duplicates
+    longitude was accepted before and is still in the history.  Duplicates
     are dropped.  A fix older than the current one goes into the history at
     its own time and does not replace the current one.  Validation is the
     caller's job (L{validateLocation}).
@@ -169,7 +169,8 @@ class LocationTracker:
 
     def offer(self, fix: LocationLike) -> str:
         """
-        Record a fix.
+        Record a fix.  Offer only fixes that passed L{validateLocation}:
+        the times must be timezone-aware to compare.
 
         @return: L{CURRENT} if it became the current location (forward it),
             L{HISTORY} if it is older than the current one (store it, do

@@ -2,9 +2,9 @@
 MJPEG elementary stream reader: JPEG images back to back.
 
 Each image runs from its SOI marker (FF D8) to its EOI marker (FF D9).  The
-reader walks the marker segments by their length fields and scans only the
-entropy-coded data after SOS for the next marker, skipping stuffed bytes
-(FF 00), restart markers (FF D0-D7) and fill bytes (FF FF), so an FF D9
+reader walks the marker segments by their length fields.  It scans only the
+entropy-coded data after SOS for the next marker, and skips stuffed bytes
+(FF 00), restart markers (FF D0-D7) and fill bytes (FF FF).  So an FF D9
 inside a segment (an EXIF thumbnail, for example) does not end the image.
 """
 

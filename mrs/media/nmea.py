@@ -11,7 +11,8 @@ ends, and proprietary sentences.  Every sentence is checked before use:
     0-90 degrees with N or S, longitude 0-180 with E or W, a real time of
     day and date), even when the checksum is right.
 
-A rejected sentence is counted in L{NmeaCounters} and never raises.
+A rejected sentence is counted in L{NmeaCounters}; the parser raises no
+exception for any input (a property test feeds it random bytes).
 
 Sentences with the same time of day form one epoch, and each epoch with a
 position gives one L{Fix}: RMC, GGA and GLL give the position, GGA the
@@ -53,7 +54,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _INTEGER = re.compile(r"\d{1,4}")
 _ADDRESS = re.compile(r"[A-Z0-9]{2,}")
 _HEX = "0123456789ABCDEFabcdef"
-_HALF_DAY = timedelta(hours=12)
+_LINE_END = re.compile(rb"[\r\n]")
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Fix:
 @dataclass
 class NmeaCounters:
     """
-    What an L{NmeaParser} has seen.
+    Counts of the sentences and epochs an L{NmeaParser} has handled.
 
     @ivar sentences: pieces of input that looked like a sentence or part of
         one (blank lines and C{#} comment lines are not counted).
@@ -291,13 +292,10 @@ class NmeaParser:
         fixes: list[Fix] = []
         self._pending += data
         while True:
-            cut = -1
-            for position, byte in enumerate(self._pending):
-                if byte in (10, 13):
-                    cut = position
-                    break
-            if cut < 0:
+            lineEnd = _LINE_END.search(self._pending)
+            if lineEnd is None:
                 break
+            cut = lineEnd.start()
             line = bytes(self._pending[:cut])
             del self._pending[: cut + 1]
             if self._discarding:
@@ -505,7 +503,7 @@ def _parseGga(fields: list[str]) -> dict[str, Any]:
         "timeOfDay": _parseTime(fields[0]),
         **_position(fields, 1),
         "fixQuality": quality,
-        "satellites": _parseInteger(_field(fields, 6), maximum=999),
+        "satellites": _parseInteger(_field(fields, 6), maximum=255),
         "hdop": _parseNumber(_field(fields, 7), minimum=0),
         "alt": _parseNumber(_field(fields, 8)),
         "noFix": quality == 0,
@@ -595,11 +593,15 @@ class NmeaReader:
         includeInvalid: bool = False,
         skipComments: bool = True,
         chunkSize: int = DEFAULT_CHUNK_SIZE,
+        maxLineLength: int = DEFAULT_MAX_LINE_LENGTH,
     ) -> None:
         self.source = source
         self.chunkSize = chunkSize
         self.parser = NmeaParser(
-            clock=clock, includeInvalid=includeInvalid, skipComments=skipComments
+            clock=clock,
+            includeInvalid=includeInvalid,
+            skipComments=skipComments,
+            maxLineLength=maxLineLength,
         )
         self.counters = self.parser.counters
 

@@ -18,7 +18,7 @@ import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from mrs.media._buffer import ReadBuffer
 from mrs.media.errors import FormatError, SizeLimitExceeded, TruncatedStream
@@ -180,7 +180,7 @@ class OggPageReader:
                 headerType, granule, serial, sequence, segments, page[27 + count :], offset
             )
 
-    def _truncated(self, part: str) -> None:
+    def _truncated(self, part: str) -> NoReturn:
         raise TruncatedStream(
             f"Ogg stream is truncated: the page at offset {self._buffer.offset} ends inside "
             f"its {part}",
@@ -202,9 +202,9 @@ class OggOpusReader:
     @ivar channels: the channel count of OpusHead, or C{None}.
     @ivar packets: audio packets yielded so far (not counting the headers).
     @ivar lostPages: gaps in the page sequence numbers.
-    @ivar droppedSegments: packet pieces dropped because a page said it
-        continued a packet that was never started, or did not continue one
-        that was.
+    @ivar droppedSegments: packet pieces dropped because a page's
+        continued flag did not match the previous page: it continued a
+        packet that was never started, or did not continue one that was.
     """
 
     def __init__(
@@ -226,6 +226,8 @@ class OggOpusReader:
         expectedSequence = 0
         partial = bytearray()
         partialActive = False
+        # The offset of the page on which the partial packet starts.
+        partialOffset = 0
         headersSeen = 0
         # The end of the last timed packet, in 48 kHz samples.
         position: int | None = None
@@ -267,6 +269,8 @@ class OggOpusReader:
                     if lacing < 255:
                         skipContinued = False
                     continue
+                if not partialActive:
+                    partialOffset = page.offset
                 partial += piece
                 partialActive = True
                 if len(partial) > self.maxPacketSize:
@@ -335,8 +339,8 @@ class OggOpusReader:
         if partialActive:
             raise TruncatedStream(
                 f"Ogg Opus stream is truncated: its last packet is incomplete "
-                f"({len(partial)} bytes)",
-                -1,
+                f"({len(partial)} bytes, starting on the page at offset {partialOffset})",
+                partialOffset,
                 bytes(partial),
             )
 
@@ -397,6 +401,9 @@ class OggOpusWriter:
     Granule positions come from the sample timestamps, so a reader gets
     back the same timestamps (rounded to whole 48 kHz samples).  A page
     ends whenever the next packet does not start where the last one ended.
+    NOTE: the last page's granule position covers the whole last packet,
+    so end trimming of the source file (a shorter final granule) is lost
+    and the copy may play up to one packet longer.
 
     @ivar ignoredConfig: config samples ignored after the headers.
     """

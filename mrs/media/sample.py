@@ -20,9 +20,9 @@ class Sample:
     """
     One access unit, JPEG image, ADTS frame or Opus packet, with its timing.
 
-    @ivar data: the bytes exactly as they appear in the input (for Annex-B
-        and ADTS including start codes and headers; for Ogg the packet
-        without page framing).
+    @ivar data: the bytes exactly as they appear in the input.  For Annex-B
+        and ADTS they include start codes and headers.  For Ogg they are the
+        packet without page framing.
     @ivar timestamp: microseconds from the start of the stream.
     @ivar keyframe: a decoder can start at this sample (IDR or IRAP access
         unit, every JPEG, every audio frame).
@@ -46,7 +46,12 @@ class Sample:
         """
         The media frame flag bits (keyframe 1, config 2) for this sample.
         """
-        return (FLAG_KEYFRAME if self.keyframe else 0) | (FLAG_CONFIG if self.config else 0)
+        flags = 0
+        if self.keyframe:
+            flags |= FLAG_KEYFRAME
+        if self.config:
+            flags |= FLAG_CONFIG
+        return flags
 
 
 def frameTimestamp(index: int, frameRate: Fraction) -> int:

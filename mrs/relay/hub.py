@@ -102,7 +102,7 @@ class MonitorPeer(Protocol):
     def disconnect(self, code: str, message: str) -> None: ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class TrackState:
     """
     One media track of one device.
@@ -123,7 +123,7 @@ class TrackState:
     rate: RateMeter = field(default_factory=RateMeter)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class DeviceEntry:
     deviceId: str
     source: int
@@ -143,6 +143,9 @@ class DeviceEntry:
     lastJumpWarning: float = float("-inf")
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"<DeviceEntry {self.deviceId} source={self.source} online={self.online}>"
+
     @property
     def online(self) -> bool:
         return self.peer is not None
@@ -154,7 +157,7 @@ class DeviceEntry:
         return state
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class MonitorEntry:
     user: str
     peer: MonitorPeer
@@ -208,6 +211,22 @@ class Hub:
         self._commands: dict[str, PendingCommand] = {}
         self._commandIds = itertools.count(1)
         self.started = reactor.seconds()
+        self.stopped = False
+
+    def stop(self) -> None:
+        """
+        Cancel every timer and start none, for a clean shutdown.
+        """
+        self.stopped = True
+        for entry in self.devices.values():
+            if entry.graceTimer is not None and entry.graceTimer.active():
+                entry.graceTimer.cancel()
+            for state in entry.tracks.values():
+                self._cancelLinger(state)
+        for pending in self._commands.values():
+            if pending.timer.active():
+                pending.timer.cancel()
+        self._commands.clear()
 
     # Devices
 
@@ -290,7 +309,7 @@ class Hub:
             self._cancelLinger(state)
             state.streaming = False
         self._failCommands(entry.deviceId, "device_offline", "the device went offline")
-        if self.reconnectGrace <= 0:
+        if self.reconnectGrace <= 0 or self.stopped:
             self._goOffline(entry)
             return
         self.log.info("device {device} disconnected; waiting {grace} s for it to reconnect",

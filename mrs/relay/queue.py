@@ -167,6 +167,24 @@ class OutboundQueue:
         self.queuedBytes += len(data)
         return True
 
+    def close(self) -> None:
+        """
+        Hand everything queued to the transport, ignoring back-pressure,
+        and unregister from it so that it can close.  Twisted's TLS
+        transport does not start its shutdown while a producer is
+        registered.
+        """
+        if self.stopped:
+            return
+        self.paused = False
+        self._cancelStallTimer()
+        while self._entries:
+            self._write(self._entries.popleft()[1])
+        self.queuedBytes = self.controlBytes = 0
+        self._coalesced.clear()
+        self.stopped = True
+        self.transport.unregisterProducer()
+
     def requireKeyframe(self, source: int) -> None:
         """
         Deliver no more video of C{source} until its next keyframe.

@@ -165,6 +165,10 @@ class HubService(Service):
         super().startService()
         self.permissions.addListener(self.hub.applyPermissions)
 
+    def stopService(self) -> None:
+        super().stopService()
+        self.hub.stop()
+
 
 class ListenerService(Service):
     """
@@ -182,6 +186,8 @@ class ListenerService(Service):
         self.dependencies = dependencies
         self.ports: list[Any] = []
         self.ready = Readiness()
+        #: The open client sessions, for the client listeners.
+        self.sessions: set[Any] = set()
 
     def whenReady(self) -> Deferred[None]:
         return self.ready.whenReady()
@@ -210,7 +216,11 @@ class ListenerService(Service):
         super().stopService()
         ports, self.ports = self.ports, []
         self.log.info("{name} stopping", name=self.name)
-        return DeferredList([Deferred.fromCoroutine(_stop(p)) for p in ports])
+        stopped = [Deferred.fromCoroutine(_stop(p)) for p in ports]
+        for session in list(self.sessions):
+            stopped.append(session.closed)
+            session.fatal("server_shutdown", "the server is shutting down")
+        return DeferredList(stopped)
 
 
 async def _stop(port: Any) -> None:
@@ -239,7 +249,8 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
                       store, reactor)
     tls.setName("tls")
 
-    permissions = PermissionService(store, reactor, config.time_zone, metrics=metrics)
+    permissions = PermissionService(store, reactor, config.time_zone, metrics=metrics,
+                                    after=storeService.whenReady)
     permissions.setName("permissions")
 
     from mrs.server.locations import LocationPolicy
@@ -277,6 +288,7 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
          ("client port (TLS)", config.client_tls_port, tlsFactory)],
         [storeService, tls, permissions],
     )
+    clients.sessions = registry
 
     def adminFactory() -> TLSMemoryBIOFactory:
         from twisted.web.server import Site

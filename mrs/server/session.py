@@ -27,6 +27,7 @@ import enum
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -89,6 +90,8 @@ class ClientSession(Protocol):
         self._closing = False
         self._closeTimer: Any = None
         self.principal: Any = None
+        #: Fires when the connection has closed.
+        self.closed: Deferred[None] = Deferred()
 
     # Connection events
 
@@ -127,6 +130,7 @@ class ClientSession(Protocol):
         self.log.info("connection {session} from {address} closed in state {state}: {reason}",
                       session=self.sessionId, address=self.address, state=previous.value,
                       reason=reason.getErrorMessage() if reason is not None else "closed")
+        self.closed.callback(None)
 
     # Input
 
@@ -448,8 +452,8 @@ class ClientSession(Protocol):
     def closeConnection(self, abort: bool = False) -> None:
         self._closing = True
         if self.queue is not None and not abort:
-            # Let queued frames go out first; the transport closes after.
-            self.queue.resumeProducing()
+            # Queued frames go out first; the transport closes after them.
+            self.queue.close()
         transport = self.transport
         if transport is None:
             return

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -149,6 +149,10 @@ class SQLStore:
     databaseErrors: tuple[type[Exception], ...] = ()
     _pool: adbapi.ConnectionPool
     _closed = False
+    #: True from open() until the migrations finish; calls made meanwhile
+    #: wait in _waiting, so none runs against a schema still being built.
+    _opening = False
+    _openFailure: Failure | None = None
 
     def __init__(
         self,
@@ -189,9 +193,25 @@ class SQLStore:
     def _run(self, interaction: Callable[[Cursor], _T]) -> Deferred[_T]:
         """
         Run C{interaction(txn)} in the pool's thread as one transaction,
-        reporting driver errors as L{StoreError}.
+        reporting driver errors as L{StoreError}.  While L{open} runs, wait
+        for it first.
         """
+        if self._opening:
+            waiter: Deferred[None] = Deferred()
+            self._waiting.append(waiter)
+            return waiter.addCallback(lambda _: self._run(interaction))
+        if self._openFailure is not None:
+            return fail(
+                StoreError(
+                    f"{self.path}: the store is not open because opening it failed: "
+                    f"{self._openFailure.getErrorMessage()}"
+                )
+            )
+        if self._closed:
+            return fail(StoreError(f"{self.path}: the store is closed"))
+        return self._runNow(interaction)
 
+    def _runNow(self, interaction: Callable[[Cursor], _T]) -> Deferred[_T]:
         def guarded(txn: Cursor) -> _T:
             try:
                 return interaction(txn)
@@ -253,13 +273,30 @@ class SQLStore:
         @raise SchemaTooNew: (as a failure) when the database was written by
             a newer version; nothing is written to it then.
         """
-        d = self._run(self._migrate)
+        self._opening = True
+        self._waiting: list[Deferred[None]] = []
+        d = self._openDatabase()
         d.addErrback(self._closeAfterFailure)
+        d.addBoth(self._openFinished)
         return d
 
+    def _openDatabase(self) -> Deferred[None]:
+        """
+        Prepare and migrate the database; subclasses may add steps first.
+        """
+        return self._runNow(self._migrate)
+
     def _closeAfterFailure(self, failure: Failure) -> Failure:
+        self._openFailure = failure
         self._closePool()
         return failure
+
+    def _openFinished(self, result: object) -> object:
+        self._opening = False
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(None)
+        return result
 
     def _currentVersion(self, txn: Cursor) -> int:
         if not self._tableExists(txn, "schema_version"):
@@ -271,7 +308,8 @@ class SQLStore:
         supported = self._migrations[-1].version if self._migrations else 0
         self._beginRead(txn)
         current = self._currentVersion(txn)
-        self._execute(txn, "COMMIT")
+        # End the read transaction: SQLite's WAL switch must run outside one.
+        txn.connection.commit()
         if current > supported:
             raise SchemaTooNew(self.path, current, supported)
         self._prepareForWrites(txn)

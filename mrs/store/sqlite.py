@@ -37,7 +37,7 @@ class SQLiteStore(SQLStore):
     """
     L{IStore} on an SQLite file, created with mode 0600 if missing.
 
-    The directory that holds the file must exist.  Needs SQLite 3.35 or
+    The directory that contains the file must exist.  Needs SQLite 3.35 or
     later, for C{RETURNING}.
     """
 
@@ -87,7 +87,8 @@ class SQLiteStore(SQLStore):
     def open(self) -> Deferred[None]:
         """
         Create the file with mode 0600 if missing, switch it to WAL mode and
-        apply the migrations it lacks.
+        apply the migrations it lacks.  Calls made before this finishes wait
+        for it.
 
         @raise mrs.store.errors.SchemaTooNew: (as a failure) when a newer
             version wrote the file; the file is then left byte for byte as
@@ -95,10 +96,12 @@ class SQLiteStore(SQLStore):
         @raise StoreError: when the directory is missing or the file cannot
             be opened.
         """
+        return super().open()
+
+    def _openDatabase(self) -> Deferred[None]:
         threads: IReactorThreads = self._reactor  # type: ignore[assignment]
         d = deferToThreadPool(threads, self._pool.threadpool, self._createFile)
-        d.addCallback(lambda _: super(SQLiteStore, self).open())
-        d.addErrback(self._closeAfterFailure)
+        d.addCallback(lambda _: super(SQLiteStore, self)._openDatabase())
         return d
 
     def _createFile(self) -> None:
@@ -123,8 +126,8 @@ class SQLiteStore(SQLStore):
         mode = self._one(txn, "PRAGMA journal_mode = WAL")[0]
         if mode != "wal":
             self.log.warn(
-                "SQLite refused WAL journal mode for {path} (mode is {mode}); "
-                "the command line may wait for the server's writes",
+                "SQLite did not switch {path} to WAL journal mode (the mode is {mode}), "
+                "so readers and the command line may wait for the server's writes",
                 path=self.path,
                 mode=mode,
             )
@@ -133,8 +136,8 @@ class SQLiteStore(SQLStore):
         self._execute(txn, "BEGIN")
 
     def _beginWrite(self, txn: Cursor) -> None:
-        # IMMEDIATE takes the write lock at once, so two processes never
-        # deadlock upgrading read locks.
+        # IMMEDIATE takes the write lock at once, so two processes cannot
+        # deadlock while each upgrades a read lock to a write lock.
         self._execute(txn, "BEGIN IMMEDIATE")
 
     def _beginMigration(self, txn: Cursor) -> None:

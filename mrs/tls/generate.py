@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_TYPES = ("rsa2048", "rsa3072", "rsa4096", "ec-p256", "ec-p384")
-DEFAULT_VALIDITY_DAYS = 825
+DEFAULT_VALIDITY_DAYS = 365
 """
-Validity of generated self-signed certificates.  825 days is the longest
-that Apple platforms accept for a TLS server certificate.
+Validity of generated self-signed certificates.  Mozilla's server
+configuration guidelines, as sslyze checks them, allow at most 366 days;
+the server logs a warning daily from 30 days before expiry.
 """
 
 GeneratedKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

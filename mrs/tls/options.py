@@ -94,6 +94,27 @@ def cipherString(minVersion: str) -> str:
     return INTERMEDIATE_CIPHERS
 
 
+GROUPS = ("X25519MLKEM768:X25519:prime256v1:secp384r1", "X25519:prime256v1:secp384r1")
+"""
+Key exchange groups, most preferred first: Mozilla's "intermediate" list,
+led by the hybrid post-quantum group where the OpenSSL build has it.
+"""
+
+
+def _restrictGroups(context: SSL.Context) -> None:
+    # pyOpenSSL 26 has no API for the groups list, so this calls OpenSSL
+    # through the bindings pyOpenSSL itself uses.  Without it OpenSSL also
+    # offers X448 and P-521, which the intermediate configuration leaves out.
+    from OpenSSL._util import lib
+
+    setGroups = getattr(lib, "SSL_CTX_set1_curves_list", None)
+    if setGroups is None:
+        return
+    for groups in GROUPS:
+        if setGroups(context._context, groups.encode("ascii")) == 1:  # type: ignore[attr-defined]
+            return
+
+
 def _refusePassphrasePrompt(maxLength: int, verify: bool, userData: object) -> bytes:
     # OpenSSL would otherwise read a passphrase from the terminal and hang a
     # server that runs unattended.  Keys are decrypted by cryptography before
@@ -164,6 +185,7 @@ class ServedPair:
             )
             context = options.getContext()
             context.set_passwd_cb(_refusePassphrasePrompt)
+            _restrictGroups(context)
             # Set the list again with the security level, which
             # AcceptableCiphers drops.
             context.set_cipher_list(cipherString(self._minVersion).encode("ascii"))

@@ -172,7 +172,8 @@ def _decodeBlock(label: str, body: str, what: str) -> PemBlock:
             f"The '{label}' block of the {what} is damaged: its body is not valid base64 "
             f"(characters were changed, added or lost). Copy the whole file again."
         )
-    if label not in ("OPENSSH PRIVATE KEY",) and not _completeDer(der):
+    # Encrypted traditional keys (with headers) and OpenSSH keys are not DER.
+    if not headers and label != "OPENSSH PRIVATE KEY" and not _completeDer(der):
         raise PemError(
             f"The '{label}' block of the {what} is incomplete: lines are missing between "
             f"its BEGIN and END lines, so the data is damaged. Copy the whole file again."
@@ -182,10 +183,11 @@ def _decodeBlock(label: str, body: str, what: str) -> PemBlock:
 
 def _completeDer(der: bytes) -> bool:
     """
-    Check that C{der} is one whole DER SEQUENCE, as every PEM block we read
-    is, so that a block with lines cut out is reported as incomplete.
+    Check that C{der} is exactly one DER value (a SEQUENCE for keys and
+    certificates, an OID for EC parameters), so that a block with lines cut
+    out is reported as incomplete.
     """
-    if len(der) < 2 or der[0] != 0x30:
+    if len(der) < 2 or der[0] & 0x1F == 0x1F:
         return False
     first = der[1]
     if first < 0x80:

@@ -39,6 +39,11 @@ Severity = Literal["error", "warning"]
 
 MIN_RSA_BITS = 2048
 EXPIRY_WARNING_DAYS = 30
+CLOCK_SKEW = timedelta(minutes=5)
+"""
+How far in the future a certificate's start may lie and be accepted with a
+warning, for a CA or a machine whose clock is slightly ahead.
+"""
 SUPPORTED_CURVES = ("secp256r1", "secp384r1")
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -504,7 +509,7 @@ def _checkCertificateInput(
             where,
             f"The {what} input contains a certificate signing request ('BEGIN CERTIFICATE "
             f"REQUEST'), not a certificate. Sign it first (openssl x509 -req -in server.csr "
-            f"-signkey key.pem -copy_extensions copy -days 825 -out server.crt) or send it "
+            f"-signkey key.pem -copy_extensions copy -days 365 -out server.crt) or send it "
             f"to your CA, then paste the certificate (server.crt).",
         )
     if "PKCS7" in labels:
@@ -685,9 +690,9 @@ def _checkLeaf(
             f"The certificate is X.509 version 1, which has no extensions (no "
             f"subjectAltName, no CA:FALSE). Python 3.13 and later clients refuse a v1 "
             f"self-signed certificate as a trust anchor ('invalid CA certificate'). Re-make "
-            f"it as version 3 with mrs tls generate, or with openssl req -x509 and -addext "
-            f"'subjectAltName={_sanOption(serverNames)}' (openssl x509 -req makes v1 "
-            f"certificates unless given extensions).",
+            "it as version 3 with mrs tls generate, or with the openssl req -x509 command "
+            f"given for the missing subjectAltName (openssl x509 -req makes v1 certificates "
+            f"unless given extensions).",
         )
     if selfSigned:
         report.warn(
@@ -737,7 +742,15 @@ def _checkValidity(
     notAfter = certificate.not_valid_after_utc
     validity = f"valid {_date(notBefore)} to {_date(notAfter)}"
     clock = f"the server clock reads {_date(now)}"
-    if now < notBefore:
+    if now < notBefore <= now + CLOCK_SKEW:
+        report.warn(
+            where,
+            f"The certificate '{_name(certificate)}' becomes valid only at "
+            f"{notBefore:%H:%M:%S} UTC, {int((notBefore - now).total_seconds())} seconds from "
+            f"now ({clock[4:]}); clients refuse it until then. Check the clocks of this server "
+            f"and of the machine that made the certificate.",
+        )
+    elif now < notBefore:
         report.error(
             where,
             f"The certificate '{_name(certificate)}' is not valid yet ({validity}; {clock}). "
@@ -755,7 +768,7 @@ def _checkValidity(
             where,
             f"The certificate '{_name(certificate)}' expires in {days} days (on "
             f"{_date(notAfter)}). Renew it before then. OpenSSL makes certificates valid for "
-            f"30 days unless given -days, for example -days 825.",
+            f"30 days unless given -days, for example -days 365.",
         )
 
 
@@ -765,12 +778,21 @@ def _checkExtensions(report: Report, leaf: x509.Certificate) -> None:
     except x509.ExtensionNotFound:
         constraints = None
     if constraints is not None and constraints.ca:
+        if _isSelfSigned(leaf):
+            fix = (
+                "Re-make it with -addext 'basicConstraints=critical,CA:FALSE': openssl req "
+                "-x509 marks certificates CA:TRUE unless told otherwise (or use mrs tls "
+                "generate, or -config with the openssl.cnf shipped with this server)."
+            )
+        else:
+            fix = (
+                "Paste the certificate issued to this server, or have it re-issued with "
+                "basicConstraints CA:FALSE and extendedKeyUsage serverAuth."
+            )
         report.error(
             "certificate",
             f"The server certificate '{_name(leaf)}' is a CA certificate (basicConstraints "
-            f"CA:TRUE), not a server certificate. Paste the certificate issued to this "
-            f"server, or have it re-issued with basicConstraints CA:FALSE and "
-            f"extendedKeyUsage serverAuth.",
+            f"CA:TRUE), not a server certificate. {fix}",
         )
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -797,8 +819,9 @@ def _checkNames(report: Report, leaf: x509.Certificate, serverNames: Sequence[st
             f"The certificate has no subjectAltName; it names the host only in its Common "
             f"Name {shown}. Modern clients, browsers and service-identity ignore the Common "
             f"Name, so host-name checks fail for this certificate. Re-make it with a "
-            f"subjectAltName: openssl req -x509 -new -key key.pem -out cert.pem -days 825 "
-            f"-subj '/CN={firstName}' -addext 'subjectAltName={_sanOption(serverNames)}'. "
+            f"subjectAltName: openssl req -x509 -new -key key.pem -out cert.pem -days 365 "
+            f"-subj '/CN={firstName}' -addext 'subjectAltName={_sanOption(serverNames)}' "
+            f"-addext 'basicConstraints=critical,CA:FALSE'. "
             f"When signing a CSR with openssl x509 -req, add -copy_extensions copy, or the "
             f"subjectAltName requested in the CSR is dropped.",
         )

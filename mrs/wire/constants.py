@@ -137,6 +137,6 @@ ERROR_CODES: Final[dict[str, bool]] = {
 FATAL_ERROR_CODES: Final = frozenset(code for code, fatal in ERROR_CODES.items() if fatal)
 
 #: Longest C{id} string, and the largest integer C{id} (2**53 - 1, the
-#: largest integer a JavaScript number holds exactly).
+#: largest integer a JavaScript number represents exactly).
 MAX_ID_LENGTH: Final = 64
 MAX_ID_INTEGER: Final = 2**53 - 1

@@ -3,7 +3,7 @@ The stream decoder: bytes in, control messages and media frames out.
 
 The decoder does no I/O.  The caller feeds it whatever the transport
 delivered and acts on the events it returns, in order.  Errors come in two
-kinds, as L{WireError.fatal} tells:
+kinds, as L{WireError.fatal} indicates:
 
   - A framing error (bad preamble, unknown frame type, nonzero reserved
     bits, a frame over the limit) is raised from L{Decoder.feed}; the
@@ -116,7 +116,7 @@ class InvalidMessage:
         return ErrorMessage(self.error.code, str(self.error), id=self.id, ref=ref)
 
 
-#: What L{Decoder.feed} returns, in stream order.
+#: An item of the list that L{Decoder.feed} returns.
 DecoderEvent = Message | MediaFrame | InvalidMessage
 
 
@@ -228,7 +228,7 @@ class Decoder:
 
     def _checkPreamble(self) -> bool:
         """
-        Consume the preamble once the buffer holds it.
+        Consume the preamble once the buffer contains it.
 
         @return: C{True} when the preamble has been consumed.
         @raise BadMagic: when the buffer cannot start with the preamble.

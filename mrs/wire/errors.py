@@ -3,7 +3,7 @@ Errors raised by the MRS wire codec.
 
 Every error carries C{code}, the protocol error code that the receiver sends
 back in an C{error} message, and a message that names the offending value.
-L{WireError.fatal} tells whether the stream can continue: framing errors
+L{WireError.fatal} indicates whether the stream can continue: framing errors
 are fatal because the receiver no longer knows where the next frame starts,
 while an invalid message inside a well-formed frame is not.
 """

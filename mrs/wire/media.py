@@ -33,8 +33,7 @@ class MediaFrame:
     One media frame.
 
     Constructing a frame checks every header field, so an instance always
-    encodes to a frame the protocol allows; the codec data itself is opaque
-    to this class.
+    encodes to a frame the protocol allows.  The codec data is not checked.
 
     @ivar track: L{TRACK_VIDEO}, L{TRACK_AUDIO} or L{TRACK_TALK}.
     @ivar codec: a codec number from L{CODEC_NAMES} that is legal on the track.

@@ -44,7 +44,7 @@ from mrs.wire.errors import (
 #: 2**53 - 1.
 MessageId = str | int
 
-# Longest free-text fields, in characters.
+# Maximum lengths of free-text fields, in characters.
 _MAX_TEXT = 2048
 _MAX_SECRET = 1024
 _MAX_LABEL = 256
@@ -264,7 +264,7 @@ def chooseVersion(offered: tuple[int, ...] | list[int],
 @dataclass(frozen=True)
 class StartTLS(Message):
     """
-    The client asks to upgrade the link to TLS.
+    The client's request to upgrade the link to TLS.
     """
 
     TYPE: ClassVar[str] = "starttls"
@@ -358,7 +358,7 @@ class LoginOk(Message):
 @dataclass(frozen=True)
 class Ping(Message):
     """
-    A keepalive request; the peer answers with L{Pong} and the same id.
+    A keepalive request, which the peer answers with L{Pong} and the same id.
     """
 
     TYPE: ClassVar[str] = "ping"
@@ -448,7 +448,7 @@ def _trackSpecs(maxItems: int = 8) -> f.Check:
 @dataclass(frozen=True)
 class Announce(Message):
     """
-    A device lists the tracks it can send.
+    The list of tracks a device can send and play back.
     """
 
     TYPE: ClassVar[str] = "announce"
@@ -466,10 +466,11 @@ class Announced(Message):
     id: MessageId | None = _optional(_ID)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Location(Message):
     """
-    One position fix.
+    One position fix.  The repr leaves out the position, so that logging a
+    message never logs a fix.
 
     From a device, C{device} and C{source} are absent; from the server to a
     monitor, they name the device.  Inside L{DeviceInfo} the same fields
@@ -502,6 +503,10 @@ class Location(Message):
     source: int | None = _optional(_SOURCE)
     id: MessageId | None = _optional(_ID)
 
+    def __repr__(self) -> str:
+        return (f"Location(<position hidden>, time={f.formatTime(self.time)!r}, "
+                f"device={self.device!r}, source={self.source!r}, id={self.id!r})")
+
 
 _ON_DEMAND_TRACK = f.choice(("video", "audio", "location"))
 
@@ -509,7 +514,7 @@ _ON_DEMAND_TRACK = f.choice(("video", "audio", "location"))
 @dataclass(frozen=True)
 class Start(Message):
     """
-    The server asks a device to start sending a track.
+    The server's request that a device start sending a track.
     """
 
     TYPE: ClassVar[str] = "start"
@@ -520,7 +525,7 @@ class Start(Message):
 @dataclass(frozen=True)
 class Stop(Message):
     """
-    The server asks a device to stop sending a track.
+    The server's request that a device stop sending a track.
     """
 
     TYPE: ClassVar[str] = "stop"
@@ -567,7 +572,7 @@ class CommandResult(Message):
 @dataclass(frozen=True)
 class ListDevices(Message):
     """
-    A monitor asks for the devices it may see; the answer is L{Devices}.
+    A monitor's request for the devices it may see, answered by L{Devices}.
     """
 
     TYPE: ClassVar[str] = "list"
@@ -618,7 +623,7 @@ class Devices(Message):
 @dataclass(frozen=True)
 class Subscribe(Message):
     """
-    A monitor asks for tracks of a device.
+    A monitor's request for tracks of a device.
     """
 
     TYPE: ClassVar[str] = "subscribe"

@@ -27,8 +27,14 @@
   }
   function link(s) {
     if (!s.encrypted) { return "plaintext"; }
-    var parts = [s.tlsVersion, s.cipher].filter(Boolean);
-    return parts.length ? "TLS " + parts.join(" ") : "TLS";
+    var text = [s.tlsVersion, s.cipher].filter(Boolean).join(" ");
+    return text.indexOf("TLS") === 0 ? text : ("TLS " + text).trim();
+  }
+  function audience(s) {
+    if (s.role !== "monitor") { return String(s.subscribers); }
+    var watched = s.subscriptions.join(", ") || "nothing";
+    if (s.droppedFrames) { watched += " (" + s.droppedFrames + " frames dropped)"; }
+    return "watches " + watched;
   }
   function cells(s) {
     var where = "";
@@ -38,7 +44,7 @@
     }
     return [s.role, s.name, s.address, link(s),
             s.connectedSeconds === null ? "" : duration(s.connectedSeconds),
-            rates(s.bitrateIn), rates(s.bitrateOut), String(s.subscribers), where];
+            rates(s.bitrateIn), rates(s.bitrateOut), audience(s), where];
   }
   function render(status) {
     var body = document.createElement("tbody");
@@ -75,6 +81,11 @@
   source.addEventListener("status", function (event) { render(JSON.parse(event.data)); });
   source.addEventListener("ended", function () { source.close(); window.location.reload(); });
   source.onerror = function () {
+    if (source.readyState === EventSource.CLOSED) {
+      // The server refused the stream (the session ended): reloading
+      // shows the login page or a fresh dashboard.
+      window.setTimeout(function () { window.location.reload(); }, 5000);
+    }
     if (state) { state.textContent = "Live updates paused; retrying."; }
   };
 }());
