@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from mrs.ready import Readiness
 from mrs.store.models import Device, Rule, Snapshot, User
 
 #: Rights every admin holds on every device.
@@ -158,7 +159,7 @@ class PermissionService(Service):
         self.metrics = metrics
         self.snapshot = PermissionSnapshot(generation=-1)
         self._listeners: list[Callable[[PermissionSnapshot], None]] = []
-        self._ready: Deferred[None] = Deferred()
+        self._ready = Readiness()
         self._loop: LoopingCall | None = None
         self._lastMinute: tuple[int, int] | None = None
         self._refreshing = False
@@ -167,12 +168,7 @@ class PermissionService(Service):
         """
         Return a Deferred that fires once the first snapshot is loaded.
         """
-        d: Deferred[None] = Deferred()
-        if self._ready.called:
-            d.callback(None)
-        else:
-            self._ready.addBoth(lambda r: (d.callback(None), r)[1])
-        return d
+        return self._ready.whenReady()
 
     def addListener(self, listener: Callable[[PermissionSnapshot], None]) -> None:
         """
@@ -237,8 +233,8 @@ class PermissionService(Service):
         self.snapshot = PermissionSnapshot.fromStore(stored)
         self.log.debug("permissions reloaded, generation {generation}",
                        generation=self.snapshot.generation)
-        if not self._ready.called:
-            self._ready.callback(None)
+        if not self._ready.fired:
+            self._ready.fire()
         self._notify()
 
     def _notify(self) -> None:

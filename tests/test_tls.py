@@ -183,6 +183,21 @@ class MaterialLoopbackTests(LoopbackMixin, TestCase):
         self.assertEqual(material.files.read(), previous)
         self.assertEqual(material.current.info.sha256, oldFingerprint)
 
+    async def test_firstStartAuditFailure(self) -> None:
+        """
+        On first start a store that cannot write the audit entry yet does
+        not stop the server from serving its generated certificate.
+        """
+        self.dataDir = Path(self.mktemp())
+        store = RecordingStore()
+        store.failure = RuntimeError("the store is not open yet")
+        material = TLSMaterial(self.dataDir, NAMES, "1.2", "ec-p256", store, reactor)
+        material.startService()
+        self.addCleanup(material.stopService)
+        pair = await material.whenReady()
+        self.assertEqual(pair.info.sha256, fingerprintOf(material.files.read()[1]))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     async def test_alpnClient(self) -> None:
         """
         A client that offers ALPN completes the handshake and gets the

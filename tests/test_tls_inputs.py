@@ -6,6 +6,7 @@ curves, PKCS#7, a separate chain input, the size limit, DER conversion.
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,6 +83,40 @@ class OpenSSLVariationTests(SynchronousTestCase):
         self.assertTrue(warnings[3].startswith("The certificate has no subjectAltName"))
         assert report.info is not None
         self.assertEqual(report.info.keyDescription, "RSA 2048 bit")
+
+    def test_shippedOpenSSLConfig(self) -> None:
+        """
+        The commands in etc/openssl.cnf make a pair accepted with only the
+        self-signed warning, and a CSR that asks for the subjectAltName.
+        """
+        config = Path(__file__).resolve().parent.parent / "etc" / "openssl.cnf"
+        run(
+            f"openssl req -x509 -new -config {config} -nodes -keyout server.key "
+            f"-out server.crt -days 365 && openssl req -new -config {config} -nodes "
+            f"-keyout csr.key -out server.csr",
+            self.directory,
+        )
+        report = checkPair(
+            self.read("server.key"),
+            self.read("server.crt"),
+            b"",
+            None,
+            (HOST, "127.0.0.1"),
+            self.now,
+        )
+        self.assertTrue(report.accepted)
+        self.assertEqual(len(report.warnings), 1)
+        self.assertTrue(report.warnings[0].message.startswith("The certificate is self-signed"))
+        assert report.info is not None
+        self.assertEqual(report.info.keyDescription, "RSA 2048 bit")
+        self.assertEqual(report.info.signatureHash, "sha256")
+        request = x509.load_pem_x509_csr(self.read("server.csr"))
+        self.assertEqual(
+            request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value,
+            x509.SubjectAlternativeName(
+                [x509.DNSName(HOST), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+        )
 
     def test_traditionalEncryptedKey(self) -> None:
         """
@@ -306,6 +341,34 @@ class CryptographyVariationTests(SynchronousTestCase):
                 f"-days, for example -days 365."
             ],
         )
+
+    def test_startsInAFewMinutes(self) -> None:
+        """
+        A certificate that starts within 5 minutes (a clock slightly ahead)
+        is accepted with a warning; one that starts later is rejected.
+        """
+        keyPem, leaf = _issueLeaf((HOST,))
+        chainPem = (CA / "intermediate.pem").read_bytes()
+        start = leaf.not_valid_before_utc
+        early = checkPair(
+            keyPem, certificatePem(leaf), chainPem, None, (HOST,), start - timedelta(seconds=90)
+        )
+        self.assertTrue(early.accepted)
+        self.assertEqual(
+            messages(early, "warning"),
+            [
+                f"The certificate 'mrs.example.test' becomes valid only at "
+                f"{start:%H:%M:%S} UTC, 90 seconds from now (server clock reads "
+                f"{start - timedelta(seconds=90):%Y-%m-%d %H:%M} UTC); clients refuse it until "
+                f"then. Check the clocks of this server and of the machine that made the "
+                f"certificate."
+            ],
+        )
+        late = checkPair(
+            keyPem, certificatePem(leaf), chainPem, None, (HOST,), start - timedelta(minutes=6)
+        )
+        self.assertFalse(late.accepted)
+        self.assertIn("is not valid yet", messages(late, "error")[0])
 
     def test_curveP521Rejected(self) -> None:
         """

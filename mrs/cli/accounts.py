@@ -527,11 +527,11 @@ def register(subparsers: Any) -> None:
     _registerRules(subparsers)
 
 
-def _addGenerate(parser: argparse.ArgumentParser, what: str) -> None:
+def _addGenerate(parser: argparse.ArgumentParser, secretKind: str) -> None:
     parser.add_argument(
         "--generate",
         action="store_true",
-        help=f"generate a random {what} and print it once, instead of reading it from a "
+        help=f"generate a random {secretKind} and print it once, instead of reading it from a "
         f"prompt or one line of standard input",
     )
 

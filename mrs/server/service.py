@@ -20,10 +20,8 @@ from twisted.application.service import IService, Service
 from twisted.internet.defer import (
     Deferred,
     DeferredList,
-    fail,
     gatherResults,
     inlineCallbacks,
-    succeed,
 )
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
@@ -32,6 +30,7 @@ from twisted.python.failure import Failure
 
 from mrs.config import Config
 from mrs.permissions import PermissionService
+from mrs.ready import Readiness
 from mrs.relay.hub import Hub
 from mrs.server.auth import Authenticator
 from mrs.server.factory import ClientFactory, SessionSettings, portNumber
@@ -63,34 +62,6 @@ def _failStartup(reactor: Any, what: str):  # type: ignore[no-untyped-def]
         return None
 
     return failed
-
-
-class Readiness:
-    """
-    A one-shot event that any number of callers may wait for.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: list[Deferred[None]] = []
-        self._fired = False
-        self._failure: Failure | None = None
-
-    def whenReady(self) -> Deferred[None]:
-        if self._fired:
-            return fail(self._failure) if self._failure is not None else succeed(None)
-        d: Deferred[None] = Deferred()
-        self._waiting.append(d)
-        return d
-
-    def fire(self, failure: Failure | None = None) -> None:
-        self._fired = True
-        self._failure = failure
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            if failure is None:
-                d.callback(None)
-            else:
-                d.errback(failure)
 
 
 class StoreService(Service):
@@ -200,7 +171,7 @@ class ListenerService(Service):
 
     def _failed(self, failure: Failure) -> None:
         self.ready.fire(failure)
-        _failStartup(self.reactor, self.name)(failure)
+        _failStartup(self.reactor, str(self.name))(failure)
 
     @inlineCallbacks
     def _listen(self):  # type: ignore[no-untyped-def]

@@ -297,7 +297,7 @@ class ClientSession(Protocol):
                 return
             self.state = State.AUTH
             if failure.check(LoginFailed):
-                error = failure.value
+                error: LoginFailed = failure.value  # type: ignore[assignment]
                 self.sendError(error.code, error.message, message)
                 if error.fatal:
                     self.closeConnection()
@@ -347,7 +347,7 @@ class ClientSession(Protocol):
                                 "tlsVersion": None, "cipher": None, "session": self.sessionId}
         if self.encrypted and ISSLTransport.providedBy(self.transport):
             try:
-                handle = self.transport.getHandle()  # type: ignore[union-attr]
+                handle = self.transport.getHandle()  # type: ignore[union-attr, attr-defined]
                 info["tlsVersion"] = handle.get_protocol_version_name()
                 info["cipher"] = handle.get_cipher_name()
             except Exception:

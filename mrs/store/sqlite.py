@@ -1,8 +1,8 @@
 """
 The default store: one SQLite file in the data directory.
 
-One connection in one worker thread does all the work, so the reactor never
-waits for the disk and writes never contend inside the server.  The file is
+One connection in one worker thread does all the work, so queries never
+block the reactor and writes from the server never contend with each other.  The file is
 in WAL journal mode with a busy timeout, so the C{mrs} command line can
 change accounts while the server runs.  The server notices such changes by
 polling L{SQLiteStore.generation}.

@@ -293,6 +293,7 @@ class TLSMaterial(Service):
         passphrase: bytes | str | None,
         actor: str,
         action: str,
+        auditRequired: bool = True,
     ) -> Report:
         report = await self._check(keyPem, certPem, chainPem, passphrase)
         if not report.accepted:
@@ -304,9 +305,14 @@ class TLSMaterial(Service):
             try:
                 await self._store.audit(actor, action, "tls", _auditDetail(pair, self._current))
             except BaseException:
-                await self._runInThread(self.files.restore, backup)
-                self._fileState = await self._runInThread(self.files.state)
-                raise
+                if not auditRequired:
+                    # First start: the store may still be opening, and a
+                    # server without a certificate would serve nothing.
+                    self.log.failure("Cannot audit-log the generated TLS certificate")
+                else:
+                    await self._runInThread(self.files.restore, backup)
+                    self._fileState = await self._runInThread(self.files.state)
+                    raise
         self._current = pair
         self.log.info(
             "{actor} installed the TLS certificate {subject} (SHA-256 {fingerprint}, "
@@ -413,7 +419,9 @@ class TLSMaterial(Service):
             keyPem, certPem = await self._runInThread(
                 _makeSelfSigned, self.keyType, self.serverNames, now, None, None
             )
-            await self._install(keyPem, certPem, b"", None, "system", "tls.generate")
+            await self._install(
+                keyPem, certPem, b"", None, "system", "tls.generate", auditRequired=False
+            )
             return self.current
         pair = await self._runInThread(self._loadFiles)
         self._current = pair
