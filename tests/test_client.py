@@ -40,7 +40,6 @@ from mrs.wire import (
     InvalidMessage,
     Limits,
     Login,
-    LoginOk,
     MediaFrame,
     Message,
     Ping,
@@ -369,11 +368,12 @@ class OnDemandTests(SynchronousTestCase):
         that continue after the first pass.
         """
         reactor = MemoryReactorClock()
-        device = makeDevice(reactor, pace=False, loop=True)
+        device = makeDevice(reactor, loop=True)
         session, wire = login(device)
         send(session, Start(track="video"))
-        for _ in range(10):
-            reactor.advance(0)
+        reactor.advance(0)
+        for _ in range(25):
+            reactor.advance(0.1)
         frames = wire.frames()
         self.assertGreater(len(frames), 50)
         self.assertEqual(frames[50].data, self.samples[0].data)
@@ -381,7 +381,8 @@ class OnDemandTests(SynchronousTestCase):
 
     def test_flowControl(self) -> None:
         """
-        While the transport has paused its producer, nothing is sent.
+        While the transport has paused its producer, nothing is sent; once
+        it resumes, the rest of the file follows.
         """
         reactor = MemoryReactorClock()
         device = makeDevice(reactor, pace=False)
@@ -392,7 +393,7 @@ class OnDemandTests(SynchronousTestCase):
         self.assertEqual(wire.frames(), [])
         device.resumeProducing()
         reactor.advance(0)
-        self.assertEqual(len(wire.frames()), 32)
+        self.assertEqual([f.data for f in wire.frames()], [s.data for s in self.samples])
 
     def test_unknownTrack(self) -> None:
         """
@@ -543,28 +544,31 @@ class ReconnectTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         reports: list[str] = []
-        sessions: list[ClientSession] = []
+        proxies: list[Any] = []
 
         class Endpoint:
             def connect(self, factory: Any) -> Deferred[Any]:
-                protocol = factory.buildProtocol(None)
-                protocol.makeConnection(StringTransport())
-                sessions.append(protocol._protocol)
-                return succeed(protocol)
+                # ClientService wraps the session in a proxy that reports
+                # the disconnect.
+                proxy = factory.buildProtocol(None)
+                proxy.makeConnection(StringTransport())
+                proxies.append(proxy)
+                return succeed(proxy)
 
         monitor = MonitorClient(reactor, ConnectOptions(server=SERVER), "alice", "pw",
                                 endpoint=Endpoint(), report=reports.append, jitter=lambda: 0)
         monitor.start()
-        [first] = sessions
+        [proxy] = proxies
+        first = proxy._protocol
         first.dataReceived(welcome())
         send(first, {"type": "login_ok", "role": "monitor", "name": "alice", "session": "1"})
         self.assertEqual(monitor.logins, 1)
-        first.connectionLost(Failure(netError.ConnectionLost("gone")))
+        proxy.connectionLost(Failure(netError.ConnectionLost("gone")))
         self.assertEqual(reports[-1],
                          "the connection to server 127.0.0.1:12651 was lost (Connection to the "
                          "other side was lost in a non-clean fashion: gone.); retrying in 1.0 s")
         reactor.advance(1.0)
-        self.assertEqual(len(sessions), 2)
+        self.assertEqual(len(proxies), 2)
 
 
 class GivenUpOnVerificationTests(SynchronousTestCase):
@@ -585,4 +589,5 @@ class GivenUpOnVerificationTests(SynchronousTestCase):
         failure = self.failureResultOf(monitor.closed, ClientError)
         self.assertEqual(str(failure.value), "TLS verification failed: not trusted; pass "
                                              "--ca-file")
+        self.failureResultOf(monitor.loggedIn, ClientError)
         self.assertEqual(reports, [])

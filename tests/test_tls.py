@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLClientConnectionCreator
+from twisted.internet.protocol import ClientCreator, Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
@@ -25,13 +27,16 @@ from zope.interface import implementer
 
 from mrs.tls import InstallRejected, NotReady, ServedPair, TLSMaterial
 from mrs.tls.client import ServerVerificationError, clientCreator, normalizeFingerprint
+from mrs.tls.generate import selfSignedCertificate
 from mrs.tls.options import INTERMEDIATE_CIPHERS, ServerConnectionCreator
 from mrs.tls.storage import StorageError, TLSFiles
 from mrs.tls.validate import checkPair
+from tests.test_tls_inputs import CA, issueLeaf
 from tests.test_tls_support import (
     HOST,
     LoopbackMixin,
     RecordingStore,
+    certificatePem,
     fingerprintOf,
     noSanPair,
     selfSignedPair,
@@ -214,6 +219,64 @@ class MaterialLoopbackTests(LoopbackMixin, TestCase):
         )
         self.assertEqual(browser.negotiatedProtocol, b"http/1.1")
 
+    async def test_startTLS(self) -> None:
+        """
+        The creator works with C{transport.startTLS} on a plaintext
+        connection, as the STARTTLS upgrade on the client port uses it.
+        """
+        material = await self.startMaterial()
+        fingerprint = material.current.info.sha256
+        serverCreator = material.serverCreator([b"mrs/1"])
+
+        class UpgradingServer(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                if data == b"STARTTLS\n":
+                    self.transport.write(b"OK\n")  # type: ignore[union-attr]
+                    self.transport.startTLS(serverCreator)  # type: ignore[union-attr]
+                else:
+                    self.transport.write(data)  # type: ignore[union-attr]
+
+        @implementer(IHandshakeListener)
+        class UpgradingClient(Protocol):
+            def __init__(self) -> None:
+                self.handshake: Deferred[None] = Deferred()
+                self.reply: Deferred[bytes] = Deferred()
+                self.lost: Deferred[None] = Deferred()
+
+            def connectionMade(self) -> None:
+                self.transport.write(b"STARTTLS\n")  # type: ignore[union-attr]
+
+            def dataReceived(self, data: bytes) -> None:
+                if data == b"OK\n":
+                    self.transport.startTLS(  # type: ignore[union-attr]
+                        clientCreator(HOST, fingerprint=fingerprint)
+                    )
+                    self.transport.write(b"secret")  # type: ignore[union-attr]
+                else:
+                    self.reply.callback(data)
+
+            def handshakeCompleted(self) -> None:
+                self.handshake.callback(None)
+
+            def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+                self.lost.callback(None)
+
+        server = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, Factory.forProtocol(UpgradingServer), interface="127.0.0.1"
+        )
+        self.addCleanup(server.stopListening)
+        client = UpgradingClient()
+        await ClientCreator(reactor, lambda: client).connectTCP("127.0.0.1", server.getHost().port)
+        await client.handshake
+        self.assertEqual(await client.reply, b"secret")
+        certificate = client.transport.getPeerCertificate()  # type: ignore[union-attr]
+        self.assertEqual(
+            fingerprintOf(certificate.to_cryptography().public_bytes(serialization.Encoding.PEM)),
+            fingerprint,
+        )
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await client.lost
+
     async def test_tls11RefusedByDefault(self) -> None:
         """
         With the default minimum of TLS 1.2 a TLS 1.1 client is refused,
@@ -281,6 +344,24 @@ class ClientVerificationTests(LoopbackMixin, TestCase):
         client = await self.connect(clientCreator(HOST, caFile=caFile), port)
         self.assertEqual(client.peerFingerprint(), fingerprintOf(certPem))
         await self.connect(clientCreator("127.0.0.1", caFile=caFile), port)
+
+    async def test_chainSentWithLeaf(self) -> None:
+        """
+        The server sends the intermediate after its certificate, so a client
+        trusting only the root verifies it; the chain arrived with CRLF line
+        endings in the intermediate-first order.
+        """
+        keyPem, leaf = issueLeaf((HOST,))
+        intermediate = (CA / "intermediate.pem").read_bytes()
+        pasted = (intermediate + certificatePem(leaf)).replace(b"\n", b"\r\n")
+        port = self.serve(keyPem, pasted)
+        client = await self.connect(clientCreator(HOST, caFile=CA / "root.pem"), port)
+        connection = client.transport._tlsConnection  # type: ignore[union-attr]
+        chain = connection.get_peer_cert_chain()
+        self.assertEqual(
+            [c.to_cryptography().subject.rfc4514_string() for c in chain],
+            ["CN=mrs.example.test", "CN=MRS Test Intermediate CA,O=MRS Test"],
+        )
 
     async def test_wrongName(self) -> None:
         """
@@ -490,6 +571,25 @@ class MaterialClockTests(SynchronousTestCase):
         )
         self.assertIsInstance(failure, Failure)
 
+    def test_encryptedStoredKeyNeverPrompts(self) -> None:
+        """
+        An encrypted key placed in the data directory by hand stops the
+        start with the passphrase message instead of an OpenSSL prompt on
+        the terminal.
+        """
+        keyPem, certPem = selfSignedPair(NAMES)
+        key = serialization.load_pem_private_key(keyPem, None)
+        encrypted = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+        self.writeFiles(encrypted, certPem)
+        material = self.material()
+        failure = self.failureResultOf(material.whenReady())
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertIn("The private key is protected by a passphrase", str(failure.value))
+
     def test_csrThenInstallPending(self) -> None:
         """
         A CSR keeps its key in the data directory; installing the signed
@@ -508,10 +608,6 @@ class MaterialClockTests(SynchronousTestCase):
         pendingKey = material.files.pendingKeyPath
         self.assertEqual(stat.S_IMODE(os.stat(pendingKey).st_mode), 0o600)
         # Sign the request as a CA would (self-signed here, with the pending key).
-        from cryptography.hazmat.primitives import serialization
-
-        from mrs.tls.generate import selfSignedCertificate
-
         key = serialization.load_pem_private_key(pendingKey.read_bytes(), None)
         certificate = selfSignedCertificate(key, NAMES, _now())  # type: ignore[arg-type]
         certPem = certificate.public_bytes(serialization.Encoding.PEM)

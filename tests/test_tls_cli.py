@@ -188,7 +188,7 @@ class TLSCommandTests(TestCase):
 
     async def test_showWithoutFiles(self) -> None:
         """
-        C{show} on an empty data directory says how to make a pair.
+        C{show} on an empty data directory prints how to make a pair.
         """
         code, out, err = await self.mrs("tls", "show")
         self.assertEqual(code, 1)

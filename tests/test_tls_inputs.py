@@ -246,7 +246,7 @@ class OpenSSLVariationTests(SynchronousTestCase):
         )
 
 
-def _issueLeaf(names: tuple[str, ...], days: int = 825) -> tuple[bytes, x509.Certificate]:
+def issueLeaf(names: tuple[str, ...], days: int = 825) -> tuple[bytes, x509.Certificate]:
     """
     Issue a server certificate from the test CA's intermediate.
     """
@@ -285,7 +285,7 @@ class CryptographyVariationTests(SynchronousTestCase):
         A separate chain input with root and intermediate in reverse order
         and CRLF line endings is rebuilt leaf first, without the root.
         """
-        keyPem, leaf = _issueLeaf((HOST,))
+        keyPem, leaf = issueLeaf((HOST,))
         chainPem = (CA / "root.pem").read_bytes() + (CA / "intermediate.pem").read_bytes()
         chainPem = chainPem.replace(b"\n", b"\r\n")
         report = checkPair(keyPem, certificatePem(leaf), chainPem, None, (HOST,), self.now)
@@ -308,7 +308,7 @@ class CryptographyVariationTests(SynchronousTestCase):
         A certificate that covers some configured names is accepted with a
         warning naming the others and the subjectAltName to add.
         """
-        keyPem, leaf = _issueLeaf((HOST,))
+        keyPem, leaf = issueLeaf((HOST,))
         names = (HOST, "mrs2.example.test", "192.0.2.7")
         chainPem = (CA / "intermediate.pem").read_bytes()
         report = checkPair(keyPem, certificatePem(leaf), chainPem, None, names, self.now)
@@ -327,7 +327,7 @@ class CryptographyVariationTests(SynchronousTestCase):
         """
         A certificate that expires within 30 days is accepted with a warning.
         """
-        keyPem, leaf = _issueLeaf((HOST,), days=10)
+        keyPem, leaf = issueLeaf((HOST,), days=10)
         chainPem = (CA / "intermediate.pem").read_bytes()
         now = datetime.now(UTC)
         report = checkPair(keyPem, certificatePem(leaf), chainPem, None, (HOST,), now)
@@ -347,7 +347,7 @@ class CryptographyVariationTests(SynchronousTestCase):
         A certificate that starts within 5 minutes (a clock slightly ahead)
         is accepted with a warning; one that starts later is rejected.
         """
-        keyPem, leaf = _issueLeaf((HOST,))
+        keyPem, leaf = issueLeaf((HOST,))
         chainPem = (CA / "intermediate.pem").read_bytes()
         start = leaf.not_valid_before_utc
         early = checkPair(

@@ -63,6 +63,9 @@ def register(subparsers: Any) -> None:
                         help="start each file again at its end, until interrupted")
     stream.add_argument("--no-pace", dest="pace", action="store_false",
                         help="send as fast as the connection takes it instead of in real time")
+    stream.add_argument("--speed", type=float, default=1.0, metavar="FACTOR",
+                        help="replay FACTOR times faster than real time (default 1), for "
+                        "example 60 to send an hour-long GPS log in a minute")
     stream.add_argument("--include-invalid", dest="includeInvalid", action="store_true",
                         help="also send NMEA positions the receiver marks invalid, with "
                         "valid=false (the server does not relay them)")
@@ -238,7 +241,8 @@ async def deviceStream(args: argparse.Namespace, context: CommandContext) -> int
         report(f"{source.path.name}: {source.format}, {source.track} track{codec}")
     try:
         client = DeviceClient(reactor, options, args.device, secret, readers, pace=args.pace,
-                              loop=args.loop, runInThread=runInThread, report=report)
+                              speed=args.speed, loop=args.loop, runInThread=runInThread,
+                              report=report)
     except ValueError as e:
         raise CommandError(str(e))
     client.loggedIn.addErrback(lambda f: None)

@@ -161,7 +161,7 @@ class TrackStreamer:
                 now = device.reactor.seconds()
                 if self._anchor is None:
                     self._anchor = (now, timestamp)
-                due = self._anchor[0] + (timestamp - self._anchor[1]) / 1e6
+                due = self._anchor[0] + (timestamp - self._anchor[1]) / 1e6 / device.speed
                 if due > now:
                     self.schedule(due - now)
                     return
@@ -295,13 +295,16 @@ class DeviceClient(BaseClient):
     role = "device"
 
     def __init__(self, reactor: Any, options: ConnectOptions, deviceId: str, secret: str,
-                 readers: list[ItemReader], *, pace: bool = True, loop: bool = False,
+                 readers: list[ItemReader], *, pace: bool = True, speed: float = 1.0,
+                 loop: bool = False,
                  runInThread: RunInThread | None = None, **kwargs: Any) -> None:
         """
         @param readers: one reader per track; at most one each of video,
             audio and location.
         @param pace: send items when their timestamps come due, else as
             fast as the connection takes them.
+        @param speed: how many times faster than real time a paced replay
+            runs.
         @param loop: start each file again at its end.
         @param runInThread: runs a blocking call and returns a L{Deferred};
             the reactor's thread pool by default.
@@ -310,7 +313,10 @@ class DeviceClient(BaseClient):
         super().__init__(reactor, options, **kwargs)
         self.credentials = {"device": deviceId, "secret": secret}
         self.deviceId = deviceId
+        if not speed > 0:
+            raise ValueError(f"invalid speed {speed!r}; use a number greater than 0")
         self.pace = pace
+        self.speed = speed
         self.loop = loop
         self.paused = False
         self.commands: list[tuple[str, dict[str, Any], str | None]] = []

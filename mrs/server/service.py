@@ -209,11 +209,11 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
     dataDir = Path(config.data_dir).absolute()
     metrics = Metrics()
     if config.database != "sqlite":
-        from mrs.store.postgres import PostgresStore  # type: ignore[import-not-found]
+        from mrs.store.postgres import PostgresStore
 
-        store: Any = PostgresStore(config.database)
+        store: Any = PostgresStore(config.database, reactor=reactor)
     else:
-        store = SQLiteStore(dataDir / "mrs.sqlite3")
+        store = SQLiteStore(dataDir / "mrs.sqlite3", reactor=reactor)
     storeService = StoreService(store, dataDir, reactor)
 
     tls = TLSMaterial(dataDir, config.server_names, config.min_tls_version, config.key_type,
@@ -262,15 +262,11 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
     clients.sessions = registry
 
     def adminFactory() -> TLSMemoryBIOFactory:
-        from twisted.web.server import Site
-
         from mrs.admin.app import AdminApp
 
         app = AdminApp(store=store, tls=tls, hub=hub, permissions=permissions,
                        config=config, reactor=reactor, metrics=metrics)
-        site = Site(app.resource())
-        site.displayTracebacks = False
-        return TLSMemoryBIOFactory(tls.serverCreator(ADMIN_ALPN), False, site)
+        return TLSMemoryBIOFactory(tls.serverCreator(ADMIN_ALPN), False, app.site())
 
     admin = ListenerService("admin web site", reactor,
                             [("admin web UI (HTTPS)", config.admin_port, adminFactory)],

@@ -430,9 +430,15 @@ class ClientSession(Protocol):
             error["ref"] = request.get("type")
         self.sendMessage(error)
 
-    def fatal(self, code: str, message: str, abort: bool = False) -> None:
+    def fatal(self, code: str, message: str, abort: bool = False,
+              closeTimeout: float | None = None) -> None:
         """
         Send an error and close the connection.
+
+        @param abort: close at once, without sending the error.
+        @param closeTimeout: seconds the peer has to take the error and
+            finish closing before the connection is aborted; the session
+            settings' default when L{None}.
         """
         if self._closing or self.state is State.CLOSED:
             return
@@ -441,15 +447,17 @@ class ClientSession(Protocol):
                       message=message)
         if not abort:
             self.sendError(code, message)
-        self.closeConnection(abort=abort)
+        self.closeConnection(abort=abort, timeout=closeTimeout)
 
     def disconnect(self, code: str, message: str) -> None:
         """
-        Close the connection with a reason; used by the hub.
+        Close the connection with a reason; used by the hub.  A replaced
+        device connection is usually half open (a cellular link that went
+        away), so it gets little time to take the reason.
         """
-        self.fatal(code, message)
+        self.fatal(code, message, closeTimeout=0.5 if code == "replaced" else None)
 
-    def closeConnection(self, abort: bool = False) -> None:
+    def closeConnection(self, abort: bool = False, timeout: float | None = None) -> None:
         self._closing = True
         if self.queue is not None and not abort:
             # Queued frames go out first; the transport closes after them.
@@ -461,8 +469,9 @@ class ClientSession(Protocol):
             transport.abortConnection()  # type: ignore[attr-defined]
         else:
             transport.loseConnection()
-            self._closeTimer = self.factory.reactor.callLater(
-                self.factory.settings.closeTimeout, self._abortIfOpen)
+            if timeout is None:
+                timeout = self.factory.settings.closeTimeout
+            self._closeTimer = self.factory.reactor.callLater(timeout, self._abortIfOpen)
 
     def _abortIfOpen(self) -> None:
         if self.state is not State.CLOSED and self.transport is not None:

@@ -3,9 +3,10 @@ The SQL implementation of L{IStore}, shared by the SQLite and PostgreSQL
 stores, on a L{twisted.enterprise.adbapi.ConnectionPool}.
 
 Every method runs as one transaction in the pool's threads, so no query
-blocks the reactor; only L{SQLStore.close} waits for running queries.  A change, its audit entry and the bump of the
-generation counter commit together or not at all.  Subclasses supply the
-connection pool, the placeholder style and how transactions begin.
+blocks the reactor; only L{SQLStore.close} waits for running queries.  A
+change, its audit entry and the bump of the generation counter commit
+together or not at all.  Subclasses supply the connection pool, the
+placeholder style and how transactions begin.
 """
 
 from __future__ import annotations

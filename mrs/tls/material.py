@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -63,7 +63,7 @@ class NotReady(Exception):
 @dataclass(frozen=True)
 class GenerateResult:
     """
-    What L{TLSMaterial.generate} made: the report of the installed
+    The output of L{TLSMaterial.generate}: the report of the installed
     self-signed pair, or the PEM of a CSR whose key waits in the data
     directory for the signed certificate.
     """
@@ -118,7 +118,8 @@ class TLSMaterial(Service):
         self._alpnLists: set[tuple[bytes, ...]] = set()
         self._fileState: FileState | None = None
         self._lock = DeferredLock()
-        self._ready: Deferred[ServedPair] = Deferred()
+        self._waiters: list[Deferred[ServedPair]] = []
+        self._startFailure: Failure | None = None
         self._polling = False
         self._pollLoop: LoopingCall | None = None
         self._expiryLoop: LoopingCall | None = None
@@ -128,7 +129,7 @@ class TLSMaterial(Service):
 
     def now(self) -> datetime:
         """
-        The current time from the reactor, as a UTC datetime.
+        Return the reactor's current time as a UTC datetime.
         """
         return datetime.fromtimestamp(self._reactor.seconds(), UTC)
 
@@ -152,7 +153,9 @@ class TLSMaterial(Service):
         self._expiryLoop.start(EXPIRY_CHECK_INTERVAL, now=True).addErrback(
             lambda f: self.log.failure("TLS expiry check stopped", f)
         )
-        self._ready.callback(pair)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(pair)
 
     def _failedToStart(self, failure: Failure) -> None:
         self.log.failure(
@@ -160,7 +163,10 @@ class TLSMaterial(Service):
             failure,
             directory=str(self.files.directory),
         )
-        self._ready.errback(failure)
+        self._startFailure = failure
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(failure)
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
@@ -178,19 +184,11 @@ class TLSMaterial(Service):
         """
         if self._current is not None:
             return succeed(self._current)
-        result: Deferred[ServedPair] = Deferred()
-
-        def forward(value: Any) -> Any:
-            if isinstance(value, Failure):
-                result.errback(value)
-                # The caller of whenReady handles the failure; this chain
-                # already logged it in _failedToStart.
-                return None
-            result.callback(value)
-            return value
-
-        self._ready.addBoth(forward)
-        return result
+        if self._startFailure is not None:
+            return fail(self._startFailure)
+        waiter: Deferred[ServedPair] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
 
     # Access for listeners and the admin page
 
@@ -298,7 +296,7 @@ class TLSMaterial(Service):
         report = await self._check(keyPem, certPem, chainPem, passphrase)
         if not report.accepted:
             raise InstallRejected(report)
-        pair = await self._runInThread(self._preparePair, report)
+        pair = await self._runInThread(self._preparePair, report, list(self._alpnLists))
         now = self.now()
         backup = await self._runInThread(self._writeFiles, report, now)
         if self._store is not None:
@@ -326,7 +324,7 @@ class TLSMaterial(Service):
             self.log.warn("TLS certificate warning: {message}", message=problem.message)
         return report
 
-    def _preparePair(self, report: Report) -> ServedPair:
+    def _preparePair(self, report: Report, alpnLists: list[tuple[bytes, ...]]) -> ServedPair:
         """
         Build the pair's TLS contexts for every listener now, so OpenSSL's
         own checks run before anything is stored and no handshake pays for
@@ -336,7 +334,7 @@ class TLSMaterial(Service):
         pair = ServedPair(
             report.privateKey, report.certificates, self.minVersion, report.certificatePem()
         )
-        for alpn in list(self._alpnLists) or [(b"mrs/1",)]:
+        for alpn in alpnLists or [(b"mrs/1",)]:
             pair.context(alpn)
         return pair
 
@@ -423,7 +421,7 @@ class TLSMaterial(Service):
                 keyPem, certPem, b"", None, "system", "tls.generate", auditRequired=False
             )
             return self.current
-        pair = await self._runInThread(self._loadFiles)
+        pair = await self._runInThread(self._loadFiles, list(self._alpnLists))
         self._current = pair
         self.log.info(
             "Serving the TLS certificate {subject} (SHA-256 {fingerprint}, expires {notAfter})",
@@ -433,12 +431,14 @@ class TLSMaterial(Service):
         )
         return pair
 
-    def _loadFiles(self) -> ServedPair:
+    def _loadFiles(self, alpnLists: list[tuple[bytes, ...]]) -> ServedPair:
         """
-        Read the stored pair.  A pair that was valid when installed may
-        since have expired or stopped covering the server names; it is still
-        served (and its problems logged), because serving it beats serving
-        nothing.  Only a pair that TLS cannot use at all is refused.
+        Read the stored pair and build its TLS contexts.
+
+        A pair that was valid when installed may since have expired or
+        stopped covering the server names.  It is still served, with its
+        problems logged, because serving it beats serving nothing.  Only a
+        pair that TLS cannot use at all is rejected.
         """
         self._fileState = self.files.state()
         keyPem, certPem = self.files.read()
@@ -456,7 +456,7 @@ class TLSMaterial(Service):
                 path=str(self.files.certificatePath),
                 message=problem.message,
             )
-        return self._preparePair(report)
+        return self._preparePair(report, alpnLists)
 
     def _poll(self) -> Deferred[None] | None:
         if self._polling or self._lock.locked:
@@ -486,7 +486,7 @@ class TLSMaterial(Service):
         return self._lock.run(self._reload)
 
     def _reload(self) -> Deferred[None]:
-        d: Deferred[ServedPair] = self._runInThread(self._loadFiles)
+        d: Deferred[ServedPair] = self._runInThread(self._loadFiles, list(self._alpnLists))
 
         def loaded(pair: ServedPair) -> None:
             if self._current is not None and pair.info.sha256 == self._current.info.sha256:

@@ -158,7 +158,7 @@ class ServedPair:
         The chain is passed explicitly as C{extraCertChain}, because
         C{PrivateCertificate.loadPEM} and the C{ssl:} endpoint keep only the
         first certificate of a PEM file.  C{acceptableProtocols} is always
-        set, because Twisted 26.10 with pyOpenSSL 26.4 answers a ClientHello
+        set, because Twisted 26.10 with pyOpenSSL 26.4 responds to a ClientHello
         offering ALPN with a fatal internal_error alert when it is not.
         """
         if not alpn:

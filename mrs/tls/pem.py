@@ -89,12 +89,12 @@ def normalizeText(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip()
 
 
-def readBlocks(data: bytes, what: str) -> list[PemBlock]:
+def readBlocks(data: bytes, inputName: str) -> list[PemBlock]:
     """
     Split pasted or uploaded text into its PEM blocks.
 
     @param data: the raw input, as bytes.
-    @param what: the input's name for messages, such as C{"private key"} or
+    @param inputName: the input's name for messages, such as C{"private key"} or
         C{"certificate"}.
     @return: the blocks in input order; an empty list for an input that is
         empty or only whitespace.
@@ -105,8 +105,8 @@ def readBlocks(data: bytes, what: str) -> list[PemBlock]:
     """
     if len(data) > MAX_INPUT_BYTES:
         raise PemError(
-            f"The {what} input is {len(data)} bytes, over the limit of {MAX_INPUT_BYTES} "
-            f"bytes. Paste only the {what} file; a key and a chain of a few certificates "
+            f"The {inputName} input is {len(data)} bytes, over the limit of {MAX_INPUT_BYTES} "
+            f"bytes. Paste only the {inputName} file; a key and a chain of a few certificates "
             f"take well under 16 KiB."
         )
     if data.startswith(_UTF8_BOM):
@@ -114,20 +114,20 @@ def readBlocks(data: bytes, what: str) -> list[PemBlock]:
     # Binary input is recognised before whitespace is stripped, which would
     # damage DER data.
     if data.strip() and _decodeText(data) is None:
-        raise PemError(_describeBinary(data, what))
+        raise PemError(_describeBinary(data, inputName))
     text = normalizeText(data).decode("utf-8")
     if not text:
         return []
 
     blocks: list[PemBlock] = []
     for match in _BLOCK.finditer(text):
-        blocks.append(_decodeBlock(match.group(1), match.group(2), what))
+        blocks.append(_decodeBlock(match.group(1), match.group(2), inputName))
     rest = _BLOCK.sub("", text)
     unfinished = _BEGIN.search(rest)
     if unfinished:
         label = unfinished.group(1)
         raise PemError(
-            f"The {what} text is cut off: the '-----BEGIN {label}-----' line has no "
+            f"The {inputName} text is cut off: the '-----BEGIN {label}-----' line has no "
             f"matching '-----END {label}-----' line, so data is missing. Copy the whole "
             f"file again, from the BEGIN line to the END line."
         )
@@ -136,15 +136,15 @@ def readBlocks(data: bytes, what: str) -> list[PemBlock]:
 
     if _TYPOGRAPHIC_DASHES.search(text):
         raise PemError(
-            f"The dashes in the {what}'s BEGIN and END lines were replaced by typographic "
+            f"The dashes in the {inputName}'s BEGIN and END lines were replaced by typographic "
             f"dashes (such as U+2013), as word processors and some mail clients do, so it "
             f"is no longer PEM. Copy it again from the original file with a plain text "
             f"editor; each of those lines must start and end with five ASCII hyphens (-----)."
         )
     if _BASE64_ONLY.match(text) and len(text) >= 64:
-        raise PemError(_describeBareBase64(text, what))
+        raise PemError(_describeBareBase64(text, inputName))
     raise PemError(
-        f"The {what} input contains no PEM block. Paste the whole file, including the "
+        f"The {inputName} input contains no PEM block. Paste the whole file, including the "
         f"'-----BEGIN ...-----' and '-----END ...-----' lines."
     )
 
@@ -159,7 +159,7 @@ def _decodeText(data: bytes) -> str | None:
     return text
 
 
-def _decodeBlock(label: str, body: str, what: str) -> PemBlock:
+def _decodeBlock(label: str, body: str, inputName: str) -> PemBlock:
     headers: dict[str, str] = {}
     for header in _HEADER.finditer(body):
         headers[header.group(1)] = header.group(2)
@@ -169,13 +169,13 @@ def _decodeBlock(label: str, body: str, what: str) -> PemBlock:
         der = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise PemError(
-            f"The '{label}' block of the {what} is damaged: its body is not valid base64 "
+            f"The '{label}' block of the {inputName} is damaged: its body is not valid base64 "
             f"(characters were changed, added or lost). Copy the whole file again."
         )
     # Encrypted traditional keys (with headers) and OpenSSH keys are not DER.
     if not headers and label != "OPENSSH PRIVATE KEY" and not _completeDer(der):
         raise PemError(
-            f"The '{label}' block of the {what} is incomplete: lines are missing between "
+            f"The '{label}' block of the {inputName} is incomplete: lines are missing between "
             f"its BEGIN and END lines, so the data is damaged. Copy the whole file again."
         )
     return PemBlock(label, der, headers)
@@ -199,10 +199,10 @@ def _completeDer(der: bytes) -> bool:
     return len(der) == 2 + count + length
 
 
-def _describeBinary(data: bytes, what: str) -> str:
+def _describeBinary(data: bytes, inputName: str) -> str:
     if data[:1] == b"\x30" and _PKCS12_VERSION in data[:8] and _PKCS7_DATA_OID in data[:40]:
         return (
-            f"The {what} input is a PKCS#12 bundle (.p12 or .pfx file), not PEM text. "
+            f"The {inputName} input is a PKCS#12 bundle (.p12 or .pfx file), not PEM text. "
             f"Extract the key and certificates with: openssl pkcs12 -in bundle.p12 -nodes "
             f"-out all.pem (it asks for the bundle's passphrase), then paste the PRIVATE KEY "
             f"block as the private key and the CERTIFICATE blocks as the certificate."
@@ -210,17 +210,17 @@ def _describeBinary(data: bytes, what: str) -> str:
     kind = derKind(data)
     if kind == "certificate":
         return (
-            f"The {what} input is a certificate in binary DER form, not PEM text. Convert "
+            f"The {inputName} input is a certificate in binary DER form, not PEM text. Convert "
             f"it with: openssl x509 -inform der -in cert.der -out cert.pem, then paste "
             f"cert.pem."
         )
     if kind == "private key":
         return (
-            f"The {what} input is a private key in binary DER form, not PEM text. Convert "
+            f"The {inputName} input is a private key in binary DER form, not PEM text. Convert "
             f"it with: openssl pkey -inform der -in key.der -out key.pem, then paste key.pem."
         )
     return (
-        f"The {what} input is binary data, not PEM text. Paste the text file that starts "
+        f"The {inputName} input is binary data, not PEM text. Paste the text file that starts "
         f"with '-----BEGIN'; if you have a .der, .cer or .p12 file, convert it first "
         f"(openssl x509 -inform der -in cert.der -out cert.pem, or openssl pkcs12 -in "
         f"bundle.p12 -nodes -out all.pem)."
@@ -269,7 +269,7 @@ def derToPem(der: bytes) -> bytes:
     raise PemError("The data is neither a DER certificate nor a DER private key.")
 
 
-def _describeBareBase64(text: str, what: str) -> str:
+def _describeBareBase64(text: str, inputName: str) -> str:
     compact = "".join(text.split())
     try:
         kind = derKind(base64.b64decode(compact, validate=True))
@@ -282,6 +282,6 @@ def _describeBareBase64(text: str, what: str) -> str:
     else:
         lines = "'-----BEGIN ...-----' and '-----END ...-----'"
     return (
-        f"Only the base64 body of the {what} was pasted: the {lines} lines are missing. "
+        f"Only the base64 body of the {inputName} was pasted: the {lines} lines are missing. "
         f"Paste the whole file including those lines."
     )

@@ -7,10 +7,10 @@ returns a L{Report} whose problems are errors (the pair must not be
 installed) or warnings (shown, but the pair works), each with a message
 that names the problem and the fix.
 
-The decisions follow what TLS clients do in practice: OpenSSL at security
-level 2 refuses RSA keys under 2048 bits and MD5 or SHA-1 signatures from a
-CA; browsers cannot use Ed25519 or RSA-PSS certificates; browsers and
-service-identity ignore the Common Name; Python 3.13 refuses an X.509 v1
+The decisions follow what TLS clients do in practice.  OpenSSL at security
+level 2 rejects RSA keys under 2048 bits and MD5 or SHA-1 signatures from a
+CA.  Browsers cannot use Ed25519 or RSA-PSS certificates.  Browsers and
+service-identity ignore the Common Name.  Python 3.13 rejects an X.509 v1
 self-signed certificate as a trust anchor.
 """
 
@@ -87,7 +87,7 @@ class Problem:
 @dataclass(frozen=True)
 class CertificateInfo:
     """
-    What an operator needs to recognise a certificate.
+    Details that identify a certificate to an operator.
 
     @ivar subject: the subject in RFC 4514 form, such as C{"CN=mrs.example.test"}.
     @ivar sans: subjectAltName entries as C{"DNS:name"} or C{"IP:address"}.
@@ -279,9 +279,9 @@ def checkPair(
     return report
 
 
-def _read(report: Report, data: bytes, where: Field, what: str) -> list[PemBlock] | None:
+def _read(report: Report, data: bytes, where: Field, inputName: str) -> list[PemBlock] | None:
     try:
-        blocks = readBlocks(data, what)
+        blocks = readBlocks(data, inputName)
     except PemError as e:
         report.error(where, str(e))
         return None
@@ -687,12 +687,12 @@ def _checkLeaf(
     if leaf.version == x509.Version.v1:
         report.warn(
             "certificate",
-            f"The certificate is X.509 version 1, which has no extensions (no "
-            f"subjectAltName, no CA:FALSE). Python 3.13 and later clients refuse a v1 "
-            f"self-signed certificate as a trust anchor ('invalid CA certificate'). Re-make "
+            "The certificate is X.509 version 1, which has no extensions (no "
+            "subjectAltName, no CA:FALSE). Python 3.13 and later clients refuse a v1 "
+            "self-signed certificate as a trust anchor ('invalid CA certificate'). Re-make "
             "it as version 3 with mrs tls generate, or with the openssl req -x509 command "
-            f"given for the missing subjectAltName (openssl x509 -req makes v1 certificates "
-            f"unless given extensions).",
+            "given for the missing subjectAltName (openssl x509 -req makes v1 certificates "
+            "unless given extensions).",
         )
     if selfSigned:
         report.warn(
