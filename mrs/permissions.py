@@ -25,11 +25,15 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from mrs.config import SETTINGS_BY_KEY
 from mrs.ready import Readiness
 from mrs.store.models import Device, Rule, Snapshot, User
 
 #: Rights every admin holds on every device.
 ADMIN_RIGHTS = frozenset({"video", "audio", "location"})
+
+#: Settings that take effect without a restart when stored as config.<key>.
+LIVE_SETTINGS = ("time_zone", "congestion_timeout")
 
 #: Tracks a monitor may subscribe to, each guarded by the right of that name.
 TRACK_RIGHTS = {"video": "video", "audio": "audio", "location": "location"}
@@ -162,6 +166,8 @@ class PermissionService(Service):
         self._ready = Readiness()
         self._loop: LoopingCall | None = None
         self._lastMinute: tuple[int, int] | None = None
+        #: Settings changed at run time through the store, by key.
+        self.liveSettings: dict[str, object] = {}
         self._refreshing = False
 
     def whenReady(self) -> Deferred[None]:
@@ -231,11 +237,34 @@ class PermissionService(Service):
         """
         stored = yield self.store.snapshot()  # type: ignore[attr-defined]
         self.snapshot = PermissionSnapshot.fromStore(stored)
+        yield self._readLiveSettings()
         self.log.debug("permissions reloaded, generation {generation}",
                        generation=self.snapshot.generation)
         if not self._ready.fired:
             self._ready.fire()
         self._notify()
+
+    @inlineCallbacks
+    def _readLiveSettings(self):  # type: ignore[no-untyped-def]
+        """
+        Read the settings the admin site may change while the server runs
+        (stored as C{config.<key>}); a stored value overrides the file.
+        """
+        for key in LIVE_SETTINGS:
+            value = yield self.store.getSetting(f"config.{key}")  # type: ignore[attr-defined]
+            if value is None:
+                continue
+            try:
+                parsed = SETTINGS_BY_KEY[key].parse(value)
+            except ValueError as e:
+                self.log.warn("ignoring stored setting {key} = {value!r}: {error}",
+                              key=key, value=value, error=str(e))
+                continue
+            if self.liveSettings.get(key) != parsed:
+                self.liveSettings[key] = parsed
+                self.log.info("setting {key} is now {value!r}", key=key, value=value)
+        if "time_zone" in self.liveSettings:
+            self.zone = ZoneInfo(str(self.liveSettings["time_zone"]))
 
     def _notify(self) -> None:
         self._lastMinute = self.localTime()

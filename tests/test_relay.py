@@ -570,3 +570,42 @@ class LocationTests(SynchronousTestCase):
         received = subscribe(core, alice, ["location"])
         self.assertEqual([m["type"] for m in received], ["subscribed", "location"])
         self.assertEqual(received[1]["device"], "cam-1")
+
+
+class LiveSettingTests(SynchronousTestCase):
+    def test_timeZoneFromStore(self) -> None:
+        """
+        A time zone stored by the admin site applies to schedules at the
+        next refresh, without a restart.
+        """
+        core = ServerCore()
+        # Thursday 00:00 UTC is Wednesday 19:00 in New York.
+        core.store.addRule("user", "bob", "device", "cam-2", ["video"], actor="root",
+                           schedule=Schedule(frozenset({2}), 18 * 60, 20 * 60))
+        core.clock.advance(1.0)
+        self.assertEqual(core.permissions.rights("bob", "cam-2"), frozenset())
+        core.store.setSetting("config.time_zone", "America/New_York", actor="root")
+        core.clock.advance(1.0)
+        self.assertEqual(core.permissions.rights("bob", "cam-2"), frozenset({"video"}))
+
+    def test_badStoredValueIgnored(self) -> None:
+        core = ServerCore()
+        core.store.setSetting("config.time_zone", "Nowhere/Special", actor="root")
+        core.clock.advance(1.0)
+        self.assertEqual(core.permissions.liveSettings, {})
+
+    def test_congestionTimeoutApplied(self) -> None:
+        """
+        A congestion timeout stored by the admin site applies to new and
+        open sessions.
+        """
+        from mrs.server.service import HubService
+
+        core = ServerCore()
+        alice = core.monitor()
+        service = HubService(core.hub, core.permissions, core.settings, core.factory.sessions)
+        service.startService()
+        core.store.setSetting("config.congestion_timeout", "7.5", actor="root")
+        core.clock.advance(1.0)
+        self.assertEqual(core.settings.congestionTimeout, 7.5)
+        self.assertEqual(alice.session.queue.congestionTimeout, 7.5)

@@ -18,10 +18,12 @@ from twisted.internet.protocol import Factory
 from mrs.server.session import ClientSession
 
 
-@dataclass(frozen=True)
+@dataclass
 class SessionSettings:
     """
-    Limits and timeouts of client sessions, in bytes and seconds.
+    Limits and timeouts of client sessions, in bytes and seconds.  One
+    instance is shared by the factories of all client ports, so a value
+    changed at run time (C{congestionTimeout}) applies to every new session.
     """
 
     maxFrameSize: int = 8 * 1024 * 1024

@@ -123,18 +123,32 @@ class StoreService(Service):
 
 class HubService(Service):
     """
-    Owns the hub and feeds it permission changes.
+    Owns the hub and feeds it permission changes and settings changed at
+    run time.
     """
 
     name = "hub"
 
-    def __init__(self, hub: Hub, permissions: PermissionService) -> None:
+    def __init__(self, hub: Hub, permissions: PermissionService,
+                 settings: SessionSettings, sessions: set[Any]) -> None:
         self.hub = hub
         self.permissions = permissions
+        self.settings = settings
+        self.sessions = sessions
 
     def startService(self) -> None:
         super().startService()
         self.permissions.addListener(self.hub.applyPermissions)
+        self.permissions.addListener(self._applySettings)
+
+    def _applySettings(self, snapshot: Any) -> None:
+        timeout = self.permissions.liveSettings.get("congestion_timeout")
+        if timeout is None or timeout == self.settings.congestionTimeout:
+            return
+        self.settings.congestionTimeout = float(timeout)  # type: ignore[arg-type]
+        for session in self.sessions:
+            if session.queue is not None:
+                session.queue.congestionTimeout = self.settings.congestionTimeout
 
     def stopService(self) -> None:
         super().stopService()
@@ -230,9 +244,10 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
               onDemandLinger=config.on_demand_linger,
               locationAlwaysOn=config.location_always_on, metrics=metrics,
               validateLocation=LocationPolicy())
-    hubService = HubService(hub, permissions)
-
     settings = SessionSettings.fromConfig(config)
+    registry: set[Any] = set()
+    hubService = HubService(hub, permissions, settings, registry)
+
     authenticator = Authenticator(
         store, reactor, allowPlaintext=config.allow_plaintext,
         failureDelay=config.login_failure_delay,
@@ -240,7 +255,6 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
         tokenLifetime=config.token_lifetime,
         tlsPortNumber=portNumber(config.client_tls_port), metrics=metrics,
     )
-    registry: set[Any] = set()
 
     def plaintextFactory() -> ClientFactory:
         return ClientFactory(reactor, hub, authenticator, settings,
