@@ -41,9 +41,19 @@ class FakeHub:
 
     def __init__(self, entries: list[Any] | None = None) -> None:
         self.entries: list[Any] = list(entries or [])
+        self.loggedOut: list[tuple[str, str]] = []
 
     def statusSnapshot(self) -> list[Any]:
         return list(self.entries)
+
+    def disconnectUser(self, user: str, reason: str) -> int:
+        """
+        Record the logout and report as many sessions as entries of that
+        monitor.
+        """
+        self.loggedOut.append((user, reason))
+        return len([e for e in self.entries
+                    if e.get("role") == "monitor" and e.get("name") == user])
 
 
 class StorePermissions:

@@ -69,8 +69,9 @@ def sharedServer() -> ServerProcess:
     atexit.register(_cleanUp, server, directory)
     server.addAccounts({device: f"{device}-secret" for device in DEVICES},
                        {USER: (PASSWORD, DEVICES), "outsider": ("outsider-password", ())})
-    # The server reloads permission rules within a second.
-    time.sleep(1.2)
+    # The server polls the store for changes once a second; give it two
+    # polls after the last change.
+    time.sleep(2.5)
     _shared["server"] = server
     return server
 
@@ -142,7 +143,12 @@ class E2ETestCase(SynchronousTestCase):
         wait for both to finish.
         """
         monitor, files = self.startMonitor(device, security)
-        result = self.runDevice(device, paths, security, deviceExtra)
+        try:
+            result = self.runDevice(device, paths, security, deviceExtra)
+        finally:
+            if monitor.poll() is not None:
+                out, err = monitor.communicate()
+                self.assertEqual(monitor.returncode, 0, err)
         out, err = monitor.communicate(timeout=60)
         monitorResult = subprocess.CompletedProcess(monitor.args, monitor.returncode, out, err)
         self.assertEqual(result.returncode, 0, result.stderr)

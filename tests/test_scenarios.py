@@ -467,3 +467,129 @@ def assertContiguous(testCase: TestCase, frames: list[MediaFrame], streamer: Str
     testCase.assertEqual([f.timestamp // 40_000 for f in frames],
                          list(range(first, streamer.index)))
     testCase.assertEqual([f.data for f in frames], streamer.sent[first:])
+
+
+class AdminRevocationScenario(ScenarioTestCase):
+    """
+    An administrator changes a watching monitor's access through the HTTPS
+    JSON API; the monitor loses exactly what was taken, within two seconds.
+    """
+
+    @inlineCallbacks
+    def setUp(self):  # type: ignore[no-untyped-def]
+        yield super().setUp()
+        import hashlib
+        import secrets
+
+        self.token = secrets.token_urlsafe(24)
+        yield self.server.store.addApiToken("admin", "tests",
+                                            hashlib.sha256(self.token.encode()).hexdigest(),
+                                            actor="test")
+
+    @inlineCallbacks
+    def api(self, method: str, path: str, body: Any = None):  # type: ignore[no-untyped-def]
+        import json
+
+        import treq
+        from twisted.web.client import Agent
+        from twisted.web.iweb import IPolicyForHTTPS
+        from zope.interface import implementer
+
+        from mrs.tls.client import clientCreator
+
+        caFile = self.server.certificatePath
+
+        @implementer(IPolicyForHTTPS)
+        class TrustServer:
+            def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+                return clientCreator("127.0.0.1", caFile=caFile, alpn=(b"http/1.1",))
+
+        client = treq.client.HTTPClient(Agent(reactor, contextFactory=TrustServer()))
+        url = f"https://127.0.0.1:{self.server.adminPort}/api/v1{path}"
+        kwargs: dict[str, Any] = {"headers": {"Authorization": f"Bearer {self.token}"}}
+        if body is not None:
+            kwargs["data"] = json.dumps(body).encode()
+            kwargs["headers"]["Content-Type"] = "application/json"
+        response = yield client.request(method, url, **kwargs)
+        content = yield response.content()
+        self.assertLess(response.code, 300, content)
+        return json.loads(content) if content else None
+
+    @inlineCallbacks
+    def watching(self):  # type: ignore[no-untyped-def]
+        streamer = yield self.streamingDevice()
+        monitor = yield self.client()
+        yield login(monitor, "monitor", "alice", "alice-pw")
+        monitor.send({"type": "subscribe", "device": "cam-1", "tracks": ["video", "location"]})
+        yield monitor.waitForMessage("subscribed")
+        self.positions = LoopingCall(lambda: streamer.device.send({
+            "type": "location", "lat": 46.0, "lon": 14.5 + streamer.index / 1e5,
+            "time": f"2026-12-04T00:{streamer.index // 1500 % 60:02d}:"
+                    f"{streamer.index // 25 % 60:02d}Z"}))
+        self.positions.start(1.0)
+        self.addCleanup(lambda: self.positions.running and self.positions.stop())
+        yield sleep(1.0)
+        return streamer, monitor
+
+    @inlineCallbacks
+    def aliceRule(self):  # type: ignore[no-untyped-def]
+        rules = yield self.api("GET", "/rules")
+        [rule] = [r for r in rules if r["subject"] == "alice"]
+        return rule
+
+    @inlineCallbacks
+    def test_removeRuleThenVideoOnly(self):  # type: ignore[no-untyped-def]
+        """
+        (b) Taking only video away keeps locations flowing; (a) removing the
+        rule ends everything; each comes with a revoked message, a new
+        subscribe is refused, and the audit log records both.
+        """
+        streamer, monitor = yield self.watching()
+        rule = yield self.aliceRule()
+        yield self.api("PATCH", f"/rules/{rule['ruleId']}", {"rights": ["location"]})
+        yield monitor.waitForMessage("revoked", timeout=2.0)
+        [revoked] = monitor.messages("revoked")
+        self.assertEqual(revoked["tracks"], ["video"])
+        cut = len(monitor.items)
+        yield sleep(2.2)
+        later = monitor.items[cut:]
+        self.assertEqual([i for i in later if isinstance(i, MediaFrame)], [])
+        self.assertTrue([i for i in later if isinstance(i, dict) and i["type"] == "location"])
+
+        rule = yield self.aliceRule()
+        yield self.api("DELETE", f"/rules/{rule['ruleId']}")
+        yield monitor.waitForMessage("revoked", count=2, timeout=2.0)
+        self.assertEqual(monitor.messages("revoked")[1]["tracks"], ["location"])
+        monitor.send({"type": "subscribe", "device": "cam-1", "tracks": ["video"], "id": 9})
+        yield monitor.waitFor(lambda: any(m.get("id") == 9 for m in monitor.messages("error")))
+        self.assertEqual([m["code"] for m in monitor.messages("error")], ["unknown_device"])
+        audit = yield self.api("GET", "/audit?action=rule")
+        self.assertEqual([e["action"] for e in audit][:2], ["rule.remove", "rule.update"])
+        streamer.stop()
+
+    @inlineCallbacks
+    def test_disableAndLogout(self):  # type: ignore[no-untyped-def]
+        """
+        (c) Disabling the user and (d) logging the user out each close the
+        monitor's connection within two seconds.
+        """
+        streamer, monitor = yield self.watching()
+        started = reactor.seconds()
+        yield self.api("PATCH", "/users/alice", {"enabled": False})
+        yield monitor.closed
+        self.assertLess(reactor.seconds() - started, 2.0)
+        self.assertEqual(monitor.messages("error")[-1]["code"], "account_disabled")
+
+        yield self.api("PATCH", "/users/alice", {"enabled": True})
+        yield sleep(1.1)
+        again = yield self.client()
+        yield login(again, "monitor", "alice", "alice-pw")
+        started = reactor.seconds()
+        result = yield self.api("POST", "/users/alice/logout")
+        self.assertEqual(result, {"sessions": 1})
+        yield again.closed
+        self.assertLess(reactor.seconds() - started, 2.0)
+        self.assertEqual(again.messages("error")[-1]["code"], "logged_out")
+        audit = yield self.api("GET", "/audit?object=user:alice")
+        self.assertIn("user.logout", [e["action"] for e in audit])
+        streamer.stop()

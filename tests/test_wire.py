@@ -1140,7 +1140,7 @@ class ErrorCodeTests(SynchronousTestCase):
             wire.FATAL_ERROR_CODES,
             {"bad_magic", "unsupported_version", "frame_too_large", "bad_frame", "throttled",
              "login_timeout", "idle_timeout", "replaced", "account_disabled",
-             "credentials_changed", "congested", "server_shutdown"})
+             "credentials_changed", "logged_out", "congested", "server_shutdown"})
 
 
 class CommandTests(SynchronousTestCase):

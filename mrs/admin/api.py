@@ -349,6 +349,16 @@ class ApiV1(RouteGroup):
         await self.admin.changed()
         return {"password": password}
 
+    @app.route("/users/<name>/logout", methods=["POST"])
+    @apiRoute
+    async def logoutUser(self, request: IRequest, actor: str, name: str) -> Any:
+        await self._user(name)
+        ended = self.admin.hub.disconnectUser(name, "logged out by an administrator")
+        self.admin.sessions.endAllFor(name)
+        await self.admin.store.audit(actor, "user.logout", f"user:{name}",
+                                     f'{{"client_sessions": {ended}}}')
+        return {"sessions": ended}
+
     @app.route("/users/<name>/tokens", methods=["GET"])
     @apiRoute
     async def listTokens(self, request: IRequest, actor: str, name: str) -> Any:
@@ -471,6 +481,17 @@ class ApiV1(RouteGroup):
                                               rights, actor, schedule=schedule)
         await self.admin.changed()
         return 201, ruleJson(rule)
+
+    @app.route("/rules/<int:ruleId>", methods=["PATCH"])
+    @apiRoute
+    async def updateRule(self, request: IRequest, actor: str, ruleId: int) -> Any:
+        body = jsonBody(request)
+        rights = body.get("rights")
+        if not isinstance(rights, list) or not all(isinstance(r, str) for r in rights):
+            raise RequestError("The field 'rights' must be a list of right names.")
+        rule = await self.admin.store.setRuleRights(ruleId, rights, actor)
+        await self.admin.changed()
+        return ruleJson(rule)
 
     @app.route("/rules/<int:ruleId>", methods=["DELETE"])
     @apiRoute

@@ -234,6 +234,14 @@ def _paths() -> dict[str, Schema]:
                 {"200": _json(_object({"password": STRING}, ["password"]), "Reset.")},
                 errors=(404, 409)),
         },
+        "/users/{name}/logout": {
+            "parameters": [_path("name")],
+            "post": _operation(
+                "End every client session and admin web session of a user now.",
+                {"200": _json(_object({"sessions": {"type": "integer", "minimum": 0}},
+                                      ["sessions"]), "Sessions ended.")},
+                errors=(404,)),
+        },
         "/users/{name}/tokens": {
             "parameters": [_path("name")],
             "get": _operation("List a user's API tokens.",
@@ -292,6 +300,12 @@ def _paths() -> dict[str, Schema]:
         },
         "/rules/{ruleId}": {
             "parameters": [_path("ruleId", {"type": "integer", "minimum": 0})],
+            "patch": _operation(
+                "Replace the rights a rule grants; live sessions lose what was taken at once.",
+                {"200": _json(_ref("Rule"), "Changed.")},
+                errors=(400, 404),
+                body=_object({"rights": _array({"type": "string", "enum": list(RIGHTS)})},
+                             ["rights"])),
             "delete": _operation("Remove a rule.", NO_CONTENT, errors=(400, 404)),
         },
         "/explain": {"get": _operation(

@@ -525,6 +525,18 @@ class Hub:
                     pending.timer.cancel()
                 del self._commands[commandId]
 
+    def disconnectUser(self, user: str, reason: str) -> int:
+        """
+        Close every monitor session of C{user}; return how many there were.
+        """
+        sessions = [m for m in self.monitors if m.user == user]
+        for monitor in sessions:
+            monitor.peer.disconnect("logged_out", reason)
+        if sessions:
+            self.log.info("logged out user {user} from {count} session(s): {reason}",
+                          user=user, count=len(sessions), reason=reason)
+        return len(sessions)
+
     def listDevices(self, monitor: MonitorEntry) -> list[dict[str, Any]]:
         """
         Describe the devices C{monitor}'s user may see, online or not.

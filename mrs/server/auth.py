@@ -141,7 +141,7 @@ class Authenticator:
                           address=session.address)
             yield self._delay(started)
             raise LoginFailed("throttled", "too many failed logins from this address; "
-                                           "wait a minute and try again")
+                                           "wait a minute and try again", fatal=True)
         if role == "device":
             principal = yield self._device(session, message)
         else:

@@ -105,6 +105,10 @@ class TLSMaterial(Service):
     ) -> None:
         if keyType not in KEY_TYPES:
             raise ValueError(f"key type {keyType!r} is invalid; use one of: {', '.join(KEY_TYPES)}")
+        if minVersion not in ("1.0", "1.1", "1.2", "1.3"):
+            raise ValueError(
+                f"minimum TLS version {minVersion!r} is invalid; use 1.0, 1.1, 1.2 or 1.3"
+            )
         self.files = TLSFiles(Path(dataDir))
         self.serverNames = tuple(serverNames)
         self.minVersion = minVersion

@@ -130,8 +130,10 @@ ERROR_CODES: Final[dict[str, bool]] = {
     "replaced": True,
     "account_disabled": True,
     "credentials_changed": True,
+    "logged_out": True,
     "congested": True,
     "server_shutdown": True,
+    "timeout": False,
     "internal_error": False,
 }
 FATAL_ERROR_CODES: Final = frozenset(code for code, fatal in ERROR_CODES.items() if fatal)
