@@ -112,9 +112,9 @@ class ServerProcess:
             "--client-port", f"tcp:{self.clientPort}:interface=127.0.0.1",
             "--client-tls-port", f"tcp:{self.tlsPort}:interface=127.0.0.1",
             "--admin-port", f"tcp:{self.adminPort}:interface=127.0.0.1",
-            # Location is sent only while someone watches, so a monitor
-            # that subscribes first receives every position; a device that
-            # leaves is offline at once, which ends the monitor's watch.
+            # Devices send location only while a monitor watches it, so a
+            # monitor that subscribes first receives every position.  A
+            # device that leaves goes offline at once, which ends the watch.
             "--location-always-on", "false",
             "--reconnect-grace", str(self.reconnectGrace),
             *self.extraOptions,
@@ -247,7 +247,8 @@ def _accepts(port: int) -> bool:
 @dataclass(frozen=True)
 class TrackResult:
     """
-    What was sent and received on one track, and whether they match.
+    The frames (or positions) and bytes sent and received on one track,
+    and whether they match.
     """
 
     track: str
@@ -262,6 +263,9 @@ class TrackResult:
         verdict = "identical" if self.identical else "DIFFERENT"
         if self.detail:
             verdict += f" ({self.detail})"
+        if self.track == "location":
+            return (f"location: sent {self.sentFrames} positions; received "
+                    f"{self.receivedFrames} positions: {verdict}")
         return (f"{self.track}: sent {self.sentFrames} frames, {self.sentBytes} bytes; "
                 f"received {self.receivedFrames} frames, {self.receivedBytes} bytes: {verdict}")
 
@@ -342,7 +346,7 @@ def compareLocations(sent: Path, received: Path) -> TrackResult:
     While a monitor's link is busy the server keeps only the newest
     position of each device, so a burst may arrive thinned out.  The
     result is identical when every received position equals a sent one,
-    in order, and the last one arrived; the detail says how many were
+    in order, and the last one arrived.  The detail gives how many were
     left out.
     """
     sentFixes = readAll(sent)

@@ -33,8 +33,8 @@ from mrs.client.outputs import ByteSink, LocationOutput, MediaOutput, OutputErro
 from mrs.client.sources import InputError, ItemReader, identify
 from mrs.wire import SUBSCRIBE_TRACKS, TRACK_AUDIO, TRACK_VIDEO, Devices, Event, Location
 
-#: Default failed attempts in a row before C{mrs monitor} gives up;
-#: C{mrs device stream} retries forever unless told otherwise.
+#: Default number of failed attempts in a row before C{mrs monitor} gives
+#: up.  C{mrs device stream} retries forever unless --retries is given.
 MONITOR_RETRIES = 5
 
 
@@ -393,9 +393,6 @@ async def monitorCommand(args: argparse.Namespace, context: CommandContext) -> i
     closed = client.start()
     try:
         await client.loggedIn
-    except ClientError as e:
-        raise CommandError(str(e))
-    try:
         if args.list:
             devices = await client.listDevices()
             context.out.write(_formatDevices(devices))
@@ -433,9 +430,9 @@ async def _watch(args: argparse.Namespace, context: CommandContext, client: Moni
     code = 0
     if args.command:
         result = await client.command(args.device, args.command, args.args)
-        shown = json.dumps(result.result) if result.result is not None else ""
+        resultText = json.dumps(result.result) if result.result is not None else ""
         if result.ok:
-            context.out.write(f"{args.command}: ok {shown}".rstrip() + "\n")
+            context.out.write(f"{args.command}: ok {resultText}".rstrip() + "\n")
         else:
             context.out.write(f"{args.command}: failed: {result.error}\n")
             code = 1
@@ -484,13 +481,13 @@ async def _watch(args: argparse.Namespace, context: CommandContext, client: Moni
         timer = context.reactor.callLater(args.duration, watch.finish,
                                           f"watched for {args.duration:g} s")
         watch.done.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
-    why = await watch.done
+    reason = await watch.done
     await watch.close()
-    report(f"stopped: {why}")
+    report(f"stopped: {reason}")
     for line in watch.summary():
         report(line)
-    if why.startswith("error: "):
-        raise CommandError(why[len("error: "):])
+    if reason.startswith("error: "):
+        raise CommandError(reason[len("error: "):])
     if any(sink.error is not None for sink in watch.sinks):
         return 1
     return code

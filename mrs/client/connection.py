@@ -64,7 +64,7 @@ SECURITY_TLS = "tls"
 SECURITY_STARTTLS = "starttls"
 SECURITY_PLAINTEXT = "plaintext"
 
-#: Error codes in answer to hello or login after which reconnecting
+#: Error codes in reply to hello or login after which reconnecting
 #: cannot help.
 LOGIN_PERMANENT_ERRORS = frozenset({
     "auth_failed", "tls_required", "unsupported_version", "account_disabled",
@@ -86,7 +86,7 @@ class ClientError(Exception):
 @dataclass(frozen=True)
 class ServerAddress:
     """
-    Where the server listens.
+    The host and port of the server.
     """
 
     host: str
@@ -185,7 +185,7 @@ class ClientSession(Protocol):
     @ivar encrypted: whether the link is TLS.
     @ivar welcome: the server's L{Welcome}, once received.
     @ivar lostReason: a one-line description of why the connection ended,
-        when this side knows better than the transport.
+        when the protocol has a better reason than the transport.
     """
 
     log = Logger()
@@ -556,13 +556,15 @@ class BaseClient:
         if self._finished:
             return
         self._finished = True
-        if not self.loggedIn.called:
-            self.loggedIn.errback(result if result is not None else Failure(
-                ClientError("the client stopped before it logged in")))
+        # closed fires first, so that a caller waiting on loggedIn finds it
+        # fired and can consume its failure.
         if result is None:
             self.closed.callback(None)
         else:
             self.closed.errback(result)
+        if not self.loggedIn.called:
+            self.loggedIn.errback(result if result is not None else Failure(
+                ClientError("the client stopped before it logged in")))
 
     # Retries
 
@@ -571,9 +573,9 @@ class BaseClient:
                              f"({describeConnectFailure(failure)})")
 
     def _retryDelay(self, attempt: int) -> float:
-        # ClientService counts a TCP connection as a success, but a link
-        # that closes before login (a TLS client on the plaintext port, a
-        # throttled login) must back off too; only a login resets the count.
+        # ClientService counts a TCP connection as a success.  A link that
+        # closes before login (a TLS client on the plaintext port, a
+        # throttled login) must back off too, so only a login resets the count.
         self._failures += 1
         attempt = self._failures
         delay: float = self._policy(attempt - 1)
@@ -615,7 +617,7 @@ class BaseClient:
         elif state is State.HELLO and self.options.security == SECURITY_TLS:
             self._lastProblem = (
                 f"the TLS connection to server {self.options.server} closed before the "
-                f"server answered ({reason.getErrorMessage()}); check that this is its TLS "
+                f"server responded ({reason.getErrorMessage()}); check that this is its TLS "
                 f"port, or use --starttls for the plaintext port")
         else:
             self._lastProblem = (f"the connection to server {self.options.server} was lost "
