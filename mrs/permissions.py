@@ -196,6 +196,9 @@ class PermissionService(Service):
     def _startPolling(self) -> None:
         if not self.running:
             return
+        self.log.info("permission service started: checking the store for changes every "
+                      "{interval:g} s; schedules in time zone {zone}",
+                      interval=self.pollInterval, zone=str(self.zone))
         self._loop = LoopingCall(self._poll)
         self._loop.clock = self.reactor
         self._loop.start(self.pollInterval, now=True).addErrback(
@@ -206,6 +209,7 @@ class PermissionService(Service):
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        self.log.info("permission service stopped")
 
     def localTime(self) -> tuple[int, int]:
         """

@@ -345,7 +345,7 @@ class OnDemandTests(SynchronousTestCase):
 
     def test_finishesAndSaysBye(self) -> None:
         """
-        Without --loop, the device says bye once every track reached the
+        Without --loop, the device sends bye once every track reached the
         end of its file.
         """
         reactor = MemoryReactorClock()
@@ -515,7 +515,7 @@ class ReconnectTests(SynchronousTestCase):
     def test_backoffAndGiveUp(self) -> None:
         """
         Each failed attempt prints one line with the reason and the delay,
-        which doubles plus jitter; after the set retries the client fails
+        which doubles plus jitter.  After the set retries the client fails
         with the last reason.
         """
         reactor = MemoryReactorClock()

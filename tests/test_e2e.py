@@ -235,10 +235,11 @@ class StreamingTests(E2ETestCase):
         second, secondFiles = self.startMonitor("gps-exact-2", security="starttls")
         quectel = GPS / "quectel-l76k-nmea.log"
         telit = GPS / "telit-he910.log"
-        one = self.runDevice("gps-exact-1", [quectel], extra=("--speed", "30"))
-        two = self.runDevice("gps-exact-2", [telit], security="starttls",
+        firstRun = self.runDevice("gps-exact-1", [quectel], extra=("--speed", "30"))
+        secondRun = self.runDevice("gps-exact-2", [telit], security="starttls",
                              extra=("--speed", "200"))
-        self.assertEqual((one.returncode, two.returncode), (0, 0), one.stderr + two.stderr)
+        self.assertEqual((firstRun.returncode, secondRun.returncode), (0, 0),
+                         firstRun.stderr + secondRun.stderr)
         first.communicate(timeout=60)
         second.communicate(timeout=60)
         self.assertLocationsExact(quectel, firstFiles["ndjson"])
@@ -251,7 +252,7 @@ class StreamingTests(E2ETestCase):
         """
         An H.264 file cut inside a start code streams every complete
         access unit, and the device warns about the incomplete rest.  (A
-        cut inside a NAL unit cannot be told from a short last slice.)
+        cut inside a NAL unit looks the same as a short last slice.)
         """
         data = BASELINE.read_bytes()
         end = data.find(b"\x00\x00\x01", 300_000) + 3
@@ -295,9 +296,9 @@ class FailureTests(E2ETestCase):
 
     def test_listAndCommand(self) -> None:
         """
-        --list prints the visible devices; --command reaches an online
-        device, which answers ping with pong and unknown commands with an
-        error.
+        --list prints the visible devices.  --command reaches an online
+        device, which replies to ping with pong and to unknown commands
+        with an error.
         """
         listing = self.monitor(*self.connection(), "--user", USER, "--list")
         self.assertEqual(listing.returncode, 0, listing.stderr)

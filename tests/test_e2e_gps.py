@@ -84,7 +84,7 @@ class GpsScenarioTests(E2ETestCase):
         """
         A receiver log from a cold boot (status V at 0,0, empty fields, NUL
         bytes, cut sentences), sent with its invalid positions, relays only
-        valid fixes and keeps its session; a GPX track replayed at the same
+        valid fixes and keeps its session.  A GPX track replayed at the same
         time arrives unchanged.
         """
         runs = self.replay([
@@ -137,7 +137,7 @@ class GpsScenarioTests(E2ETestCase):
     def test_datesFromRmcAndZda(self) -> None:
         """
         A GGA and ZDA log and a GGA and RMC log take their dates from the
-        ZDA and RMC sentences; a lone GGA without any date gets the date
+        ZDA and RMC sentences.  A lone GGA without any date gets the date
         that puts it nearest to the device's clock.
         """
         now = datetime.now(UTC)
@@ -164,7 +164,7 @@ class GpsScenarioTests(E2ETestCase):
         """
         Logs with wrong GGA checksums, broken or joined sentences and
         proprietary sentences without checksums still relay the positions
-        of their good sentences; the device counts what it skipped.
+        of their good sentences, and the device counts what it skipped.
         """
         files = {"gps-firefly": GPS / "firefly-II.log",
                  "gps-coldboot-2": COLDBOOT,

@@ -339,9 +339,9 @@ class _Watch:
             if event.event == "device_offline" and self.subscribed:
                 self.finish(f"device {event.device} went offline")
 
-    def finish(self, why: str) -> None:
+    def finish(self, reason: str) -> None:
         if not self.done.called:
-            self.done.callback(why)
+            self.done.callback(reason)
 
     def _showProgress(self) -> None:
         elapsed = max(self.reactor.seconds() - self.started, 0.001)
@@ -504,10 +504,10 @@ def _first(online: Deferred[None], done: Deferred[str]) -> Deferred[str | None]:
         if not result.called:
             result.callback(None)
 
-    def ended(why: str) -> str:
+    def ended(reason: str) -> str:
         if not result.called:
-            result.callback(why)
-        return why
+            result.callback(reason)
+        return reason
 
     online.addCallback(wentOnline)
     done.addCallback(ended)

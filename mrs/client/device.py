@@ -51,7 +51,7 @@ READ_BATCH = 64
 #: starve the others or the reactor.
 SEND_BATCH = 32
 
-#: Commands this device answers.
+#: Commands this device executes.
 COMMANDS = ("ping", "status")
 
 RunInThread = Callable[..., Deferred[Any]]
@@ -286,7 +286,7 @@ class TrackStreamer:
 class DeviceClient(BaseClient):
     """
     A device that logs in, announces the tracks of its files and streams
-    each one while the server asks for it.
+    each one while the server requests it.
 
     @ivar paused: the transport asked to stop producing.
     @ivar commands: the commands received, as (name, args, sender).
@@ -335,7 +335,7 @@ class DeviceClient(BaseClient):
 
     def maxFrameSize(self) -> int:
         """
-        The largest frame payload the server accepts, in bytes.
+        Return the largest frame payload the server accepts, in bytes.
         """
         session = self.session
         if session is not None and session.welcome is not None:

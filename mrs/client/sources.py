@@ -208,7 +208,7 @@ class ItemReader:
         fails before the device connects.  The next L{take} starts again
         at the beginning.
 
-        @raise InputError: when the file holds nothing to stream.
+        @raise InputError: when the file contains nothing to stream.
         """
         self.open()
         items, ended = self.take(1)
@@ -233,7 +233,7 @@ class ItemReader:
             others = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no points"
             raise InputError(f"{path!r} has no track points (<trkpt>) to stream; it has "
                              f"{others}")
-        raise InputError(f"{path!r} holds no complete frame to stream")
+        raise InputError(f"{path!r} contains no complete frame to stream")
 
     def summary(self) -> str:
         """

@@ -26,3 +26,7 @@ class MetricsService(Service):
         super().startService()
         self.metrics.watchCertificate(self.tls.daysToExpiry)
         self.log.info("metrics available at /metrics on the admin port")
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.log.info("metrics stopped")

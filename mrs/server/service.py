@@ -128,6 +128,7 @@ class HubService(Service):
     """
 
     name = "hub"
+    log = Logger()
 
     def __init__(self, hub: Hub, permissions: PermissionService,
                  settings: SessionSettings, sessions: set[Any]) -> None:
@@ -140,6 +141,10 @@ class HubService(Service):
         super().startService()
         self.permissions.addListener(self.hub.applyPermissions)
         self.permissions.addListener(self._applySettings)
+        self.log.info("relay hub started: reconnect grace {grace:g} s, on-demand linger "
+                      "{linger:g} s, queue limit {limit} bytes per monitor",
+                      grace=self.hub.reconnectGrace, linger=self.hub.onDemandLinger,
+                      limit=self.settings.queueLimit)
 
     def _applySettings(self, snapshot: Any) -> None:
         timeout = self.permissions.liveSettings.get("congestion_timeout")
@@ -153,6 +158,7 @@ class HubService(Service):
     def stopService(self) -> None:
         super().stopService()
         self.hub.stop()
+        self.log.info("relay hub stopped")
 
 
 class ListenerService(Service):
