@@ -6,6 +6,7 @@ stream, bad options, and a server that is down.
 
 from __future__ import annotations
 
+import argparse
 import io
 import re
 import socket
@@ -133,6 +134,51 @@ class InputFileTests(SynchronousTestCase):
                 pass
         self.assertEqual(reader.summary(), "testsrc_160x90_25fps_slices3_aud.h264: 100 access "
                                            "units read (4 keyframes), 22982 bytes, 2 passes")
+
+
+class TerminalOutput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class ProgressTests(SynchronousTestCase):
+    def test_progressOnTerminal(self) -> None:
+        """
+        On a terminal the monitor rewrites one progress line in place with
+        bytes, frames and bitrate per track.
+        """
+        from twisted.internet.task import Clock
+
+        from mrs.cli.clients import _Watch
+        from mrs.wire import MediaFrame
+
+        clock = Clock()
+        err = TerminalOutput()
+        args = argparse.Namespace(videoOut=None, audioOut=None, gpxOut=None, ndjsonOut=None,
+                                  stdout=False, device="cam-1", frames=None)
+        context = argparse.Namespace(reactor=clock, err=err)
+        client = argparse.Namespace(deviceOf=lambda frame: "cam-1",
+                                    subscriptions={"cam-1": ("video",)})
+        watch = _Watch(args, context, client, lambda line: None)  # type: ignore[arg-type]
+        assert watch.progress is not None
+        watch.progress.start(0.5, now=False)
+        watch.frame(MediaFrame(1, 1, 1, 1, 0, b"x" * 125_000))
+        clock.advance(1.0)
+        self.assertEqual(err.getvalue().split("\r")[-1],
+                         "video 1 frames 0.12 MB 1.00 Mbit/s | audio 0 frames 0.00 MB "
+                         "0.00 Mbit/s | location 0\x1b[K")
+        watch.close()
+
+    def test_noProgressOffTerminal(self) -> None:
+        from twisted.internet.task import Clock
+
+        from mrs.cli.clients import _Watch
+
+        args = argparse.Namespace(videoOut=None, audioOut=None, gpxOut=None, ndjsonOut=None,
+                                  stdout=False, device="cam-1", frames=None)
+        context = argparse.Namespace(reactor=Clock(), err=Input())
+        watch = _Watch(args, context, None, lambda line: None)  # type: ignore[arg-type]
+        self.assertIsNone(watch.progress)
 
 
 class CommandTests(TestCase):

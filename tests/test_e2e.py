@@ -46,7 +46,7 @@ OPUS = MEDIA / "sine_440Hz_48k_mono.opus"
 DEVICES = (
     "cam-tls", "cam-starttls", "cam-mjpeg", "cam-sliced", "gps-exact-1", "gps-exact-2",
     "cam-truncated", "gps-coldboot", "gps-lake", "gps-quectel", "gps-mr350", "gps-telit",
-    "gps-nodate", "gps-firefly", "gps-coldboot-2", "gps-android",
+    "gps-nodate", "gps-firefly", "gps-coldboot-2", "gps-android", "cam-stdout",
 )
 USER = "watcher"
 PASSWORD = "watcher-password"
@@ -267,6 +267,37 @@ class StreamingTests(E2ETestCase):
                       f"({end - len(received)} bytes) was not sent", run.device.stderr)
 
 
+class StandardOutputTests(E2ETestCase):
+    def test_stdoutAndFrameLimit(self) -> None:
+        """
+        --stdout writes only the video stream to standard output, and
+        --frames stops after that many video frames.
+        """
+        device = subprocess.Popen(
+            self.server.clientCommand("device", "stream", *self.connection(), "--device",
+                                      "cam-stdout", "--loop", str(SLICED)),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, cwd=self.work, env=self.server.environment())
+        try:
+            assert device.stdin is not None
+            device.stdin.write("cam-stdout-secret\n")
+            device.stdin.flush()
+            monitor = subprocess.run(
+                self.server.clientCommand("monitor", *self.connection(), "--user", USER,
+                                          "--password-file", str(self.passwordFile),
+                                          "--device", "cam-stdout", "--tracks", "video",
+                                          "--stdout", "--frames", "25"),
+                capture_output=True, cwd=self.work, env=self.server.environment(),
+                timeout=30)
+        finally:
+            device.terminate()
+            device.communicate(timeout=30)
+        self.assertEqual(monitor.returncode, 0, monitor.stderr)
+        samples = readAll(SLICED)
+        self.assertEqual(monitor.stdout, b"".join(s.data for s in samples[:25]))
+        self.assertIn(b"stopped: received 25 video frames", monitor.stderr)
+
+
 class FailureTests(E2ETestCase):
     def monitor(self, *args: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -278,6 +309,20 @@ class FailureTests(E2ETestCase):
         result = self.monitor(*self.connection(), "--user", USER, "--list", password="nope")
         self.assertEqual(result.returncode, 1)
         self.assertEqual(result.stderr, "mrs: error: login failed: invalid credentials\n")
+
+    def test_plaintextRejected(self) -> None:
+        """
+        A plaintext login on a server that requires TLS stops at once with
+        the server's reason and the options that fix it.
+        """
+        result = self.monitor("--server", f"127.0.0.1:{self.server.clientPort}", "--plaintext",
+                              "--user", USER, "--list")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr,
+            f"mrs: error: login failed: this server does not accept logins on an unencrypted "
+            f"link; send starttls first or connect to the TLS port {self.server.tlsPort} (use "
+            f"--starttls, or the TLS port without --plaintext)\n")
 
     def test_untrustedCertificate(self) -> None:
         """

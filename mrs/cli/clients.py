@@ -51,8 +51,10 @@ def register(subparsers: Any) -> None:
         description="Log in as a device, announce one track per file and stream each track "
         "while the server asks for it (monitors watch it), paced by the files' timestamps.  "
         "Formats are detected from the content: H.264 or H.265 Annex-B, MJPEG, AAC in ADTS, "
-        "Opus in Ogg, NMEA 0183 logs, GPX tracks.  The secret is read from a prompt, one "
-        "line of standard input or --secret-file.",
+        "Opus in Ogg, NMEA 0183 logs, GPX tracks.  Without --loop the command exits once "
+        "every track was sent to the end of its file; a track that no monitor watches is not "
+        "sent, so the command waits for one.  The secret is read from a prompt, one line of "
+        "standard input or --secret-file.",
     )
     stream.add_argument("files", metavar="FILE", nargs="+",
                         help="media or GPS files, at most one each of video, audio and GPS")
