@@ -4,8 +4,8 @@ The permission service: the one place that decides who may do what.
 Decisions are lookups on an immutable L{PermissionSnapshot} built from the
 store.  The service polls the store's generation counter once a second, so
 changes made by the CLI in another process, the admin site or the API
-reach live sessions within a second; listeners (the hub) then re-check
-every live session against the new snapshot.  Rules with a schedule are
+reach live sessions within a second.  Its listeners (the hub) then
+re-check every live session against the new snapshot.  Rules with a schedule are
 re-checked at every minute boundary too, so a closing time window ends its
 subscriptions at once.
 
@@ -29,14 +29,12 @@ from mrs.config import SETTINGS_BY_KEY
 from mrs.ready import Readiness
 from mrs.store.models import Device, Rule, Snapshot, User
 
-#: Rights every admin holds on every device.
+#: Rights every admin has on every device.
 ADMIN_RIGHTS = frozenset({"video", "audio", "location"})
 
 #: Settings that take effect without a restart when stored as config.<key>.
 LIVE_SETTINGS = ("time_zone", "congestion_timeout")
 
-#: Tracks a monitor may subscribe to, each guarded by the right of that name.
-TRACK_RIGHTS = {"video": "video", "audio": "audio", "location": "location"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ class PermissionSnapshot:
 
     def visibleDevices(self, user: str, weekday: int, minute: int) -> list[str]:
         """
-        Return the ids of the devices on which C{user} holds any right now.
+        Return the ids of the devices on which C{user} has any right now.
         """
         account = self.users.get(user)
         if account is None or not account.enabled:
@@ -141,7 +139,7 @@ class PermissionSnapshot:
 
 class PermissionService(Service):
     """
-    Keeps the current L{PermissionSnapshot} and answers permission checks.
+    Keeps the current L{PermissionSnapshot} and decides permission checks.
 
     @ivar snapshot: the snapshot decisions are made on.
     """
