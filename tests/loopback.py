@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
 
 from mrs.config import loadConfig
 from mrs.passwords import hashPassword
@@ -202,3 +203,33 @@ def login(client: RawClient, role: str, name: str, secret: str):  # type: ignore
 
 def sleep(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
+
+
+class LoopbackTestCase(TestCase):
+    """
+    A test with the real server running on loopback and the accounts of
+    L{LoopbackServer.addAccounts}; C{overrides} are configuration values.
+    """
+
+    overrides: dict[str, object] = {}
+
+    @inlineCallbacks
+    def setUp(self):  # type: ignore[no-untyped-def]
+        self.server = LoopbackServer(self.mktemp(), **self.overrides)
+        yield self.server.start()
+        yield self.server.addAccounts()
+        self.clients: list[RawClient] = []
+
+    @inlineCallbacks
+    def tearDown(self):  # type: ignore[no-untyped-def]
+        for client in self.clients:
+            if not client.lost and client.transport is not None:
+                client.transport.abortConnection()
+                yield client.closed
+        yield self.server.stop()
+
+    @inlineCallbacks
+    def client(self, **kwargs):  # type: ignore[no-untyped-def]
+        client = yield connect(self.server, **kwargs)
+        self.clients.append(client)
+        return client

@@ -9,38 +9,12 @@ import os
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.trial.unittest import TestCase
 
 from mrs.tls.client import ServerVerificationError
 from mrs.wire import CODEC_H264, FLAG_KEYFRAME, TRACK_VIDEO
-from tests.loopback import LoopbackServer, RawClient, connect, login, reactor, sleep
+from tests.loopback import LoopbackTestCase, login, reactor, sleep
 
 IDR = b"\x00\x00\x00\x01\x67SPS\x00\x00\x00\x01\x68PPS\x00\x00\x00\x01\x65" + b"I" * 1000
-
-
-class LoopbackTestCase(TestCase):
-    overrides: dict[str, object] = {}
-
-    @inlineCallbacks
-    def setUp(self):  # type: ignore[no-untyped-def]
-        self.server = LoopbackServer(self.mktemp(), **self.overrides)
-        yield self.server.start()
-        yield self.server.addAccounts()
-        self.clients: list[RawClient] = []
-
-    @inlineCallbacks
-    def tearDown(self):  # type: ignore[no-untyped-def]
-        for client in self.clients:
-            if not client.lost and client.transport is not None:
-                client.transport.abortConnection()
-                yield client.closed
-        yield self.server.stop()
-
-    @inlineCallbacks
-    def client(self, **kwargs):  # type: ignore[no-untyped-def]
-        client = yield connect(self.server, **kwargs)
-        self.clients.append(client)
-        return client
 
 
 class TLSPortTests(LoopbackTestCase):

@@ -25,7 +25,7 @@ from twisted.trial.unittest import TestCase
 from mrs.media.h264 import splitAccessUnits
 from mrs.passwords import hashPassword
 from mrs.wire import CODEC_H264, FLAG_KEYFRAME, TRACK_VIDEO, MediaFrame
-from tests.loopback import LoopbackServer, RawClient, connect, login, reactor, sleep
+from tests.loopback import LoopbackTestCase, RawClient, login, reactor, sleep
 
 SAMPLE = Path(__file__).parent / "data" / "media" / "testsrc_640x360_25fps_gop50_baseline.h264"
 FRAME_INTERVAL = 0.04
@@ -96,32 +96,17 @@ class Streamer:
             self.loop.stop()
 
 
-class ScenarioTestCase(TestCase):
+class ScenarioTestCase(LoopbackTestCase):
     overrides: dict[str, object] = {"queue_limit": 1024 * 1024, "congestion_timeout": 20}
 
-    @inlineCallbacks
     def setUp(self):  # type: ignore[no-untyped-def]
-        self.server = LoopbackServer(self.mktemp(), **self.overrides)
-        yield self.server.start()
-        yield self.server.addAccounts()
-        self.clients: list[RawClient] = []
         self.streamers: list[Streamer] = []
+        return super().setUp()
 
-    @inlineCallbacks
     def tearDown(self):  # type: ignore[no-untyped-def]
         for streamer in self.streamers:
             streamer.stop()
-        for client in self.clients:
-            if not client.lost and client.transport is not None:
-                client.transport.abortConnection()
-                yield client.closed
-        yield self.server.stop()
-
-    @inlineCallbacks
-    def client(self, **kwargs):  # type: ignore[no-untyped-def]
-        client = yield connect(self.server, **kwargs)
-        self.clients.append(client)
-        return client
+        return super().tearDown()
 
     @inlineCallbacks
     def monitor(self, user: str = "alice", password: str = "alice-pw"):  # type: ignore[no-untyped-def]
