@@ -131,18 +131,58 @@ def fullTour(page: Page, inputs: dict[str, Any]) -> dict[str, Any]:
     return seen
 
 
-SCENARIOS = {"fullTour": fullTour}
+def liveDashboard(page: Page, inputs: dict[str, Any]) -> dict[str, Any]:
+    """
+    Sign in, open the dashboard, tell the test it is open (the file
+    C{readyFile}), watch the device C{device} appear without a reload, then
+    install a pasted key and certificate.
+    """
+    origin = inputs["origin"]
+    seen: dict[str, Any] = {}
+    page.goto(origin + "/admin")
+    page.fill("#username", inputs["user"])
+    page.fill("#password", inputs["password"])
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(origin + "/admin**")
+    page.goto(origin + "/admin")
+    page.wait_for_selector("#live-state:has-text('Live, updated')")
+    expect(inputs["device"] not in page.inner_text("#sessions"), "device shown too early")
+    # A reload would drop this marker; it proves the row arrives live.
+    page.evaluate("window.mrsMarker = 42")
+    Path(inputs["readyFile"]).write_text("ready")
+    row = page.wait_for_selector(f"#sessions tr:has-text('{inputs['device']}')",
+                                 timeout=20000)
+    expect(row is not None, "the device never appeared")
+    seen["dashboardRow"] = row.inner_text() if row is not None else ""
+    seen["marker"] = page.evaluate("window.mrsMarker")
+
+    page.click("nav >> text=Server Authentication")
+    page.fill("#pair-key", inputs["key"])
+    page.fill("#pair-certificate", inputs["certificate"])
+    page.click("button:has-text('Install and use')")
+    page.wait_for_selector("text=The new key and certificate are installed")
+    seen["installedFingerprint"] = page.inner_text("#certificate-details code.fingerprint")
+    return seen
+
+
+SCENARIOS = {"fullTour": fullTour, "liveDashboard": liveDashboard}
 
 
 def main(argv: list[str]) -> int:
     inputs = json.loads(Path(argv[1]).read_text())
+    # With trustSpki, the browser verifies the server against those public
+    # key pins instead of ignoring certificate errors.
+    pins = inputs.get("trustSpki")
+    args = list(CHROMIUM_ARGS)
+    if pins:
+        args.append("--ignore-certificate-errors-spki-list=" + ",".join(pins))
     with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             profile,
             executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
+            args=args,
             headless=True,
-            ignore_https_errors=True,
+            ignore_https_errors=not pins,
             viewport=DESKTOP,
         )
         context.set_default_timeout(15000)

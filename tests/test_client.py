@@ -496,6 +496,28 @@ class MonitorTests(SynchronousTestCase):
                                             b"x").encode())
         self.assertEqual([f.timestamp for f in frames], [0, 40, 80, 120])
 
+    def test_resubscribeWhenOnline(self) -> None:
+        """
+        A subscription renewed while its device is offline is made again
+        when the server reports the device online.
+        """
+        d = self.monitor.subscribe("cam-1", ["video"])
+        send(self.session, Subscribed(device="cam-1", source=1, tracks=("video",), id="r1"))
+        self.successResultOf(d)
+        self.session.connectionLost(Failure(netError.ConnectionLost()))
+        session, wire = connect(self.monitor)
+        session.dataReceived(welcome())
+        send(session, {"type": "login_ok", "role": "monitor", "name": "alice", "session": "2"})
+        [request] = [m for m in wire.messages() if m.TYPE == "subscribe"]
+        send(session, ErrorMessage(code="device_offline", message="device 'cam-1' is offline",
+                                   id=request.id, ref="subscribe"))
+        self.assertEqual(self.reports[-1], "device cam-1 is offline; subscribing again when it "
+                                           "comes online")
+        send(session, Event(event="device_online", device="cam-1", source=1))
+        [again] = [m for m in wire.messages() if m.TYPE == "subscribe"]
+        self.assertEqual(again.toDict(), {"type": "subscribe", "device": "cam-1",
+                                          "tracks": ["video"], "id": "r3"})
+
     def test_connectionLostFailsRequests(self) -> None:
         d = self.monitor.listDevices()
         self.session.connectionLost(Failure(netError.ConnectionLost()))

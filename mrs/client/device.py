@@ -28,6 +28,7 @@ from mrs.media.nmea import Fix
 from mrs.media.sample import Sample
 from mrs.wire import (
     CODEC_NUMBERS,
+    FATAL_ERROR_CODES,
     TRACK_NUMBERS,
     Announce,
     Announced,
@@ -365,7 +366,8 @@ class DeviceClient(BaseClient):
             self._startStop(message.track, False)
         elif isinstance(message, Command):
             self._command(session, message)
-        elif isinstance(message, ErrorMessage):
+        elif isinstance(message, ErrorMessage) and message.code not in FATAL_ERROR_CODES:
+            # A fatal error ends the connection, and the retry line reports it.
             self.report(f"server error: {message.message} ({message.code})")
         elif not isinstance(message, Announced):
             self.log.debug("ignoring {type} from the server", type=message.TYPE)

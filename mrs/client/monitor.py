@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from mrs.client.connection import BaseClient, ClientError, ClientSession, ConnectOptions
 from mrs.wire import (
+    FATAL_ERROR_CODES,
     TRACK_NAMES,
     Command,
     CommandResult,
@@ -98,6 +99,7 @@ class MonitorClient(BaseClient):
         self.sources: dict[int, str] = {}
         self._pending: dict[str, tuple[str, Deferred[Any]]] = {}
         self._ids = itertools.count(1)
+        self._awaitingOnline: dict[str, tuple[str, ...]] = {}
         self._lastTimestamps: dict[tuple[int, int], int] = {}
         self._skipReplayed: set[tuple[int, int]] = set()
 
@@ -160,8 +162,30 @@ class MonitorClient(BaseClient):
             # The server replays its cached group of pictures to a new
             # subscription; frames already written are skipped.
             self._skipReplayed = set(self._lastTimestamps)
-            for device, tracks in self.subscriptions.items():
-                session.send(Subscribe(device=device, tracks=tracks, id=self._nextId()))
+            for device, tracks in list(self.subscriptions.items()):
+                self._subscribeAgain(device, tracks)
+
+    def _subscribeAgain(self, device: str, tracks: tuple[str, ...]) -> None:
+        """
+        Renew a subscription after a reconnect; when the device is offline,
+        renew it once the server reports it online.
+        """
+        def failed(failure: Failure) -> None:
+            failure.trap(RequestFailed)
+            error = failure.value
+            assert isinstance(error, RequestFailed)
+            if error.code == "device_offline":
+                self._awaitingOnline[device] = tracks
+                self.report(f"device {device} is offline; subscribing again when it comes "
+                            f"online")
+            elif error.code != "connection_lost":
+                self.subscriptions.pop(device, None)
+                self.report(f"subscribing to device {device} again failed: {error.message} "
+                            f"({error.code})")
+
+        d = self.subscribe(device, tracks)
+        d.addErrback(failed)
+        d.addErrback(lambda f: self.log.failure("subscribing again failed", f))
 
     def connectionEnded(self, session: ClientSession) -> None:
         pending, self._pending = self._pending, {}
@@ -185,7 +209,9 @@ class MonitorClient(BaseClient):
             elif isinstance(message, Devices):
                 for info in message.devices:
                     self.sources[info.source] = info.device
-            elif isinstance(message, ErrorMessage):
+            elif isinstance(message, ErrorMessage) and message.code not in FATAL_ERROR_CODES:
+                # A fatal error ends the connection, and the retry line
+                # reports it.
                 self.report(f"server error: {message.message} ({message.code})")
         elif isinstance(message, Location):
             self.notify("location", message)
@@ -198,6 +224,10 @@ class MonitorClient(BaseClient):
                 else:
                     self.subscriptions.pop(message.device, None)
             self.report(describeEvent(message))
+            if isinstance(message, Event) and message.event == "device_online":
+                tracks = self._awaitingOnline.pop(message.device, None)
+                if tracks is not None:
+                    self._subscribeAgain(message.device, tracks)
             self.notify("event", message)
 
     def frameReceived(self, session: ClientSession, frame: MediaFrame) -> None:
