@@ -125,7 +125,9 @@ http {{
             ["nginx", "-c", str(root / "nginx.conf"), "-p", str(root), "-e",
              str(root / "error.log")], preexec_fn=raiseFileLimit)
         waitForPort(self.port, 20, self.process)
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while len(self.pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def pids(self) -> list[int]:
         return descendants(self.process.pid)
@@ -161,35 +163,42 @@ def nginxSendCost(root: Path, key: str, cert: str, size: int) -> float:
 
 def socatReceiveCost(root: Path, key: str, cert: str, size: int) -> float:
     """
-    socat's CPU seconds per GB received over TLS from another socat.
+    socat's CPU seconds per GB received over TLS (written to /dev/null),
+    from a Python sender.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    source = root / "source.bin"
-    with open(source, "wb") as f:
-        f.truncate(size)
+    import socket
+    import ssl
+
     port = freePort()
     receiver = subprocess.Popen(
         ["socat", "-u", f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={cert},"
          f"key={key},verify=0", "OPEN:/dev/null"])
     try:
-        waitForPort(port, 10, receiver)
-        # waitForPort's probe connection is the one socat accepted; start again.
-        receiver.wait(timeout=10)
-    except (subprocess.TimeoutExpired, RuntimeError):
-        pass
-    receiver = subprocess.Popen(
-        ["socat", "-u", f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={cert},"
-         f"key={key},verify=0", "OPEN:/dev/null"])
-    time.sleep(0.3)
-    meter = Meter([receiver.pid])
-    meter.start()
-    subprocess.run(["socat", "-u", f"OPEN:{source}",
-                    f"OPENSSL:127.0.0.1:{port},cafile={cert},commonname=127.0.0.1,"
-                    "verify=0"], check=True)
-    receiver.wait(timeout=60)
-    meter.stop()
-    source.unlink()
-    return meter.cpu / (size / 1e9)
+        context = ssl.create_default_context(cafile=cert)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                raw = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            meter = Meter([receiver.pid])
+            meter.start()
+            block = bytes(256 * 1024)
+            for _ in range(size // len(block)):
+                tls.sendall(block)
+            # Let socat read what is still in the socket buffers.
+            time.sleep(0.5)
+            meter.stop()
+        receiver.wait(timeout=30)
+        return meter.cpu / (size // len(block) * len(block) / 1e9)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
 
 
 def handshakeRate(port: int, seconds: float, pids: list[int], clients: int = 2

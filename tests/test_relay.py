@@ -609,3 +609,19 @@ class LiveSettingTests(SynchronousTestCase):
         core.clock.advance(1.0)
         self.assertEqual(core.settings.congestionTimeout, 7.5)
         self.assertEqual(alice.session.queue.congestionTimeout, 7.5)
+
+
+class ByeTests(SynchronousTestCase):
+    def test_byeGoesOfflineAtOnce(self) -> None:
+        """
+        A device that says bye is offline at once, without the reconnect
+        grace period.
+        """
+        core = ServerCore(grace=30.0)
+        device = core.device()
+        alice = core.monitor()
+        subscribe(core, alice, ["video"])
+        device.send({"type": "bye", "reason": "shutting down"})
+        device.session.connectionLost(None)
+        self.assertEqual([m["event"] for m in alice.messages()], ["device_offline"])
+        self.assertNotIn("cam-1", core.hub.devices)

@@ -340,3 +340,92 @@ def _hash(secret: str) -> str:
     from tests.support import fastHash
 
     return fastHash(secret)
+
+
+class ErrorCodeTests(SynchronousTestCase):
+    """
+    The remaining error codes of the protocol's table, each from the
+    situation the table gives for it.
+    """
+
+    def sendRawControl(self, client, payload: bytes) -> None:  # type: ignore[no-untyped-def]
+        from mrs.wire.constants import FRAME_CONTROL
+
+        client.sendRaw(FRAME_HEADER.pack(FRAME_CONTROL, 0, 0, len(payload)) + payload)
+
+    def test_badJson(self) -> None:
+        core = ServerCore()
+        client = core.monitor()
+        self.sendRawControl(client, b"{not json")
+        [error] = client.messages()
+        self.assertEqual(error["code"], "bad_json")
+        self.assertFalse(client.closed)
+
+    def test_unknownType(self) -> None:
+        core = ServerCore()
+        client = core.monitor()
+        self.sendRawControl(client, b'{"type":"teleport","id":3}')
+        [error] = client.messages()
+        self.assertEqual((error["code"], error["id"]), ("unknown_type", 3))
+
+    def test_outOfRange(self) -> None:
+        core = ServerCore()
+        device = core.device()
+        self.sendRawControl(device, b'{"type":"location","lat":95,"lon":14,'
+                                    b'"time":"1970-01-01T00:00:01Z"}')
+        [error] = device.messages()
+        self.assertEqual(error["code"], "out_of_range")
+        self.assertEqual(error["message"],
+                         "field 'lat' of location: 95 is out of range; use -90 to 90 degrees")
+
+    def test_alreadyEncrypted(self) -> None:
+        core = ServerCore()
+        client = core.connect()
+        client.session.encrypted = True
+        client.hello("monitor")
+        client.send({"type": "starttls"})
+        [error] = client.messages()
+        self.assertEqual(error["code"], "already_encrypted")
+
+    def test_notSubscribed(self) -> None:
+        core = ServerCore()
+        core.device()
+        client = core.monitor()
+        client.send({"type": "unsubscribe", "device": "cam-1"})
+        [error] = client.messages()
+        self.assertEqual(error["code"], "not_subscribed")
+
+    def test_internalError(self) -> None:
+        """
+        A login check that fails unexpectedly is logged and answered with
+        internal_error; the connection stays.
+        """
+        core = ServerCore()
+
+        def broken(name: str):  # type: ignore[no-untyped-def]
+            raise RuntimeError("disk on fire")
+
+        core.store.getUser = broken  # type: ignore[method-assign]
+        client = core.connect()
+        client.hello("monitor")
+        client.send({"type": "login", "user": "alice", "password": "alice-pw"})
+        [error] = client.messages()
+        self.assertEqual(error["code"], "internal_error")
+        self.assertFalse(client.closed)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_serverShutdown(self) -> None:
+        """
+        Stopping the client listeners closes every session with
+        server_shutdown.
+        """
+        from mrs.server.service import ListenerService
+
+        core = ServerCore()
+        client = core.monitor()
+        service = ListenerService("client listeners", core.clock, [], [])
+        service.sessions = core.factory.sessions
+        service.startService()
+        service.stopService()
+        self.assertEqual(client.messages()[-1]["code"], "server_shutdown")
+        self.assertTrue(client.closed)

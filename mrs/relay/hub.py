@@ -297,10 +297,12 @@ class Hub:
             monitor.peer.queue.sendControl(frame)
         self._startWanted(entry)
 
-    def deviceDisconnected(self, entry: DeviceEntry, peer: DevicePeer) -> None:
+    def deviceDisconnected(self, entry: DeviceEntry, peer: DevicePeer,
+                           clean: bool = False) -> None:
         """
         Detach a device session that closed.  Its subscribers stay for the
-        reconnect grace period.
+        reconnect grace period, unless the device said bye (C{clean}): then
+        it goes offline at once.
         """
         if entry.peer is not peer:
             return
@@ -309,7 +311,7 @@ class Hub:
             self._cancelLinger(state)
             state.streaming = False
         self._failCommands(entry.deviceId, "device_offline", "the device went offline")
-        if self.reconnectGrace <= 0 or self.stopped:
+        if self.reconnectGrace <= 0 or self.stopped or clean:
             self._goOffline(entry)
             return
         self.log.info("device {device} disconnected; waiting {grace} s for it to reconnect",

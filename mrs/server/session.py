@@ -90,6 +90,8 @@ class ClientSession(Protocol):
         self._closing = False
         self._closeTimer: Any = None
         self.principal: Any = None
+        #: The client closed on purpose with C{bye}.
+        self.saidBye = False
         #: Fires when the connection has closed.
         self.closed: Deferred[None] = Deferred()
 
@@ -222,6 +224,7 @@ class ClientSession(Protocol):
         elif kind == "pong":
             pass
         elif kind == "bye":
+            self.saidBye = True
             self.log.info("connection {session} from {address} said bye: {reason}",
                           session=self.sessionId, address=self.address,
                           reason=message.get("reason", ""))
@@ -320,6 +323,8 @@ class ClientSession(Protocol):
         info = self.linkInfo()
         reply: dict[str, Any] = {"type": "login_ok", "role": principal.role,
                                  "name": principal.name, "session": self.sessionId}
+        if "id" in message:
+            reply["id"] = message["id"]
         if principal.role == "device":
             self.state = State.DEVICE
             self.sendMessage(reply)
@@ -329,8 +334,6 @@ class ClientSession(Protocol):
             token, expires = self.factory.authenticator.issueToken(principal)
             reply["token"] = token
             reply["token_expires"] = expires
-            if "id" in message:
-                reply["id"] = message["id"]
             self.sendMessage(reply)
             self.role = MonitorRole(self, principal, info)
         self.log.info(
