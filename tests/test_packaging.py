@@ -6,6 +6,7 @@ it.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,9 +21,15 @@ class WheelInstallTests(TestCase):
     def setUp(self) -> None:
         self.work = Path(self.mktemp()).resolve()
         self.work.mkdir()
+        # Build from a private copy: setuptools writes build/ and egg-info
+        # into the source tree, and parallel test workers would collide there.
+        source = self.work / "source"
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+            ".venv*", ".git", "_trial_temp*", "build", "*.egg-info", "__pycache__",
+            "tests", "bench", ".mypy_cache", ".ruff_cache", ".hypothesis", "var"))
         subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-             "--no-build-isolation", "-w", str(self.work / "dist"), str(ROOT)],
+             "--no-build-isolation", "-w", str(self.work / "dist"), str(source)],
             check=True, capture_output=True, timeout=300)
         [self.wheel] = (self.work / "dist").glob("mrs_server-*.whl")
         venv = self.work / "venv"
