@@ -6,6 +6,7 @@ it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,10 @@ from pathlib import Path
 from twisted.trial.unittest import TestCase
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The environment of the new virtualenv's processes: without PYTHONPATH,
+#: which trial's parallel workers set to the source tree.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 class WheelInstallTests(TestCase):
@@ -44,7 +49,7 @@ class WheelInstallTests(TestCase):
         # from the wheel and never from the source tree.
         purelib = Path(subprocess.run(
             [str(self.python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-            check=True, capture_output=True, text=True).stdout.strip())
+            check=True, capture_output=True, text=True, env=CLEAN_ENV).stdout.strip())
         (purelib / "zz-test-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
         self.purelib = purelib
 
@@ -53,7 +58,7 @@ class WheelInstallTests(TestCase):
             [str(self.python), "-c",
              "import sys; from twisted.scripts.twistd import run; "
              "sys.argv[0] = 'twistd'; run()", *args],
-            capture_output=True, text=True, timeout=120, cwd=str(self.work))
+            capture_output=True, text=True, timeout=120, cwd=str(self.work), env=CLEAN_ENV)
         return result.stdout + result.stderr
 
     def test_wheelShipsPlugin(self) -> None:
@@ -66,7 +71,7 @@ class WheelInstallTests(TestCase):
         self.assertRegex(self.twistd("--help"), r"\n\s+mrs\s+Relay live video")
         located = subprocess.run([str(self.python), "-c", "import mrs; print(mrs.__file__)"],
                                  capture_output=True, text=True, cwd=str(self.work),
-                                 check=True).stdout.strip()
+                                 env=CLEAN_ENV, check=True).stdout.strip()
         self.assertTrue(located.startswith(str(self.purelib)), located)
 
     def test_staleCacheIgnored(self) -> None:
