@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         for tool, reason in problems.items():
             print(f"reference not available: {tool}: {reason}", file=sys.stderr)
     began = time.monotonic()
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     results = runAll(sizes, set(args.only) if args.only else None,
                      log=lambda text: print(text, file=sys.stderr, flush=True))
     document = {

@@ -423,7 +423,7 @@ async def runIdle(spec: dict[str, Any]) -> dict[str, Any]:
             link = await connect(spec, context)
             await login(link, "monitor", spec["user"], token=spec["token"])
             return link
-        except (OSError, asyncio.TimeoutError, RuntimeError):
+        except (TimeoutError, OSError, RuntimeError):
             failures += 1
             return None
 

@@ -209,8 +209,9 @@ def machine() -> dict[str, Any]:
     Describe this machine and the software under test.
     """
     import OpenSSL
-    import twisted
     from cryptography.hazmat.backends.openssl import backend
+
+    import twisted
 
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():

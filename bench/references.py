@@ -153,9 +153,12 @@ def nginxSendCost(root: Path, key: str, cert: str, size: int) -> float:
     try:
         meter = Meter(nginx.pids())
         meter.start()
-        subprocess.run(["curl", "-s", "--cacert", cert, "-o", "/dev/null",
-                        f"https://127.0.0.1:{nginx.port}/big.bin"], check=True)
+        got = subprocess.run(["curl", "-s", "--cacert", cert, "-o", "/dev/null", "-w",
+                              "%{size_download}", f"https://127.0.0.1:{nginx.port}/big.bin"],
+                             capture_output=True, text=True).stdout
         meter.stop()
+        if got.strip() != str(size):
+            raise RuntimeError(f"curl fetched {got!r} bytes of {size} from nginx")
         return meter.cpu / (size / 1e9)
     finally:
         nginx.stop()
@@ -255,7 +258,7 @@ class NodeMediaServer:
         waitForPort(self.httpsPort, 30, self.process)
         waitForPort(self.rtmpsPort, 30, self.process)
         self.ffmpeg = subprocess.Popen(
-            ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-framerate", "25",
+            ["ffmpeg", "-nostdin", "-v", "error", "-re", "-framerate", "25",
              "-f", "h264", "-i", str(h264), "-c", "copy", "-f", "flv",
              f"rtmps://127.0.0.1:{self.rtmpsPort}/live/bench"],
             stdout=subprocess.DEVNULL, stderr=open(root / "ffmpeg.log", "wb"))
@@ -280,13 +283,20 @@ class NodeMediaServer:
         self.log.close()
 
 
-def paddedFile(path: Path, size: int) -> Path:
+def paddedFile(path: Path, size: int, seconds: float) -> Path:
     """
-    Write the padded sample (one pass of the sample, looped by ffmpeg).
+    Write the padded sample, repeated to last C{seconds} at 25 frames per
+    second.  ffmpeg's C{-stream_loop} fails on raw H.264 input here
+    ("Operation not permitted" after the first pass), so the file is long
+    instead.
     """
     from bench.loadgen import paddedUnits
 
-    path.write_bytes(b"".join(unit for unit, _ in paddedUnits(size)))
+    units = [unit for unit, _ in paddedUnits(size)]
+    count = int(seconds * 25)
+    with open(path, "wb") as f:
+        for i in range(count):
+            f.write(units[i % len(units)])
     return path
 
 

@@ -175,7 +175,8 @@ def peerFanout(sizes: Sizes, key: str, cert: str) -> dict[str, Any]:
     node-media-server at the same N: ffmpeg -re RTMPS in, HTTPS-FLV out.
     """
     root = references.tempRoot("nms")
-    h264 = references.paddedFile(root / "padded.h264", FRAME_4M)
+    seconds = len(sizes.fanout) * sizes.runs * (sizes.fanoutSeconds + 5) + 30
+    h264 = references.paddedFile(root / "padded.h264", FRAME_4M, seconds)
     nms = references.NodeMediaServer(root / "nms", key, cert, h264)
     results: dict[str, Any] = {}
     try:

@@ -33,7 +33,15 @@ from mrs.wire import (
     TRACK_VIDEO,
     MediaFrame,
 )
-from mrs.wire.constants import FRAME_CONTROL, FRAME_HEADER
+from mrs.wire.constants import (
+    FRAME_CONTROL,
+    FRAME_HEADER,
+    FRAME_MEDIA,
+    MEDIA_FRAME_HEADER,
+    MEDIA_HEADER_SIZE,
+)
+
+_packMedia = MEDIA_FRAME_HEADER.pack
 
 #: Media tracks a monitor subscribes to, by name.
 MEDIA_TRACKS = {"video": TRACK_VIDEO, "audio": TRACK_AUDIO}
@@ -392,8 +400,11 @@ class Hub:
                 self._eventToViewers(entry, {"type": "event", "event": "tracks_changed",
                                              "device": entry.deviceId, "source": entry.source,
                                              "tracks": trackSpecs(entry.announced)})
-        data = MediaFrame(frame.track, frame.codec, flags, entry.source,
-                          frame.timestamp, frame.data).encode()
+        # The decoder has validated every field; pack the header directly
+        # rather than building and checking another MediaFrame per frame.
+        payload = frame.data
+        data = _packMedia(FRAME_MEDIA, 0, 0, MEDIA_HEADER_SIZE + len(payload), frame.track,
+                          frame.codec, flags, 0, entry.source, frame.timestamp) + payload
         state.framesIn += 1
         state.bytesIn += len(data)
         state.rate.add(now, len(data))
