@@ -194,6 +194,51 @@ class SlowMonitorScenarios(ScenarioTestCase):
         reactor.callLater(0, client.transport.pauseProducing)
 
 
+class PausedMonitorScenario(ScenarioTestCase):
+    overrides = {"queue_limit": 512 * 1024, "congestion_timeout": 60.0}
+
+    @inlineCallbacks
+    def test_pausedThirtySecondsResumesAtKeyframe(self):  # type: ignore[no-untyped-def]
+        """
+        A monitor that reads nothing for 30 s of a 4 Mbit/s stream leaves
+        the server's queue within its limit and its memory bounded; the
+        other monitor gets every frame; when it reads again its first new
+        frame is a keyframe and its whole output decodes cleanly.
+        """
+        streamer = yield self.streamingDevice()
+        fast = yield self.monitor()
+        paused = yield self.monitor()
+        shrinkReceiveBuffer(paused)
+        paused.transport.pauseProducing()
+        sessions = self.server.services["client listeners"].sessions
+        [session] = [s for s in sessions if s.principal and s.principal.name == "alice"
+                     and s.address.endswith(f":{paused.transport.getHost().port}")]
+        before = rss()
+        peak = 0
+        for _ in range(300):
+            yield sleep(0.1)
+            peak = max(peak, session.queue.queuedBytes)
+        growth = rss() - before
+        paused.transport.resumeProducing()
+        yield sleep(3)
+        streamer.stop()
+        yield sleep(0.5)
+
+        self.assertLessEqual(peak, 512 * 1024)
+        self.assertLess(growth, 32 * 1024 * 1024)
+        self.assertFalse(paused.lost)
+        assertContiguous(self, fast.frames(), streamer)
+        frames = paused.frames()
+        positions = [f.timestamp // 40_000 for f in frames]
+        gaps = [i for i in range(1, len(positions)) if positions[i] != positions[i - 1] + 1]
+        # Catching up may drop again while the backlog drains; every gap
+        # still ends on a keyframe.
+        self.assertTrue(gaps)
+        for i in gaps:
+            self.assertTrue(frames[i].keyframe)
+        self.assertEqual(decodeErrors(self, b"".join(f.data for f in frames)), "")
+
+
 class StalledMonitorScenario(ScenarioTestCase):
     overrides = {"queue_limit": 512 * 1024, "congestion_timeout": 3.0}
 
