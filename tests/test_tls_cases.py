@@ -607,6 +607,9 @@ def makeCases(root: Path) -> dict[str, str]:
     """
     requireOpenSSL()
     shutil.copytree(DATA / "_ca", root / "_ca")
+    # "openssl ca" writes into this folder; git keeps no empty folders, so a
+    # fresh clone lacks it.
+    (root / "_ca" / "cadb" / "newcerts").mkdir(exist_ok=True)
     shutil.copytree(DATA / "_guide", root / "_guide")
     commands = {}
     outcomes = {}
