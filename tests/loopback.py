@@ -64,6 +64,7 @@ class LoopbackServer:
         self.root.startService()
         yield self.services["client listeners"].whenReady()
         yield self.services["admin web site"].whenReady()
+        yield self.services["store"].firstAdmin.whenReady()
         ports = self.services["client listeners"].ports
         self.plainPort = ports[0].getHost().port
         self.tlsPort = ports[1].getHost().port

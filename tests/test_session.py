@@ -429,3 +429,45 @@ class ErrorCodeTests(SynchronousTestCase):
         service.stopService()
         self.assertEqual(client.messages()[-1]["code"], "server_shutdown")
         self.assertTrue(client.closed)
+
+
+class FloodTests(SynchronousTestCase):
+    def test_invalidMessagesLimited(self) -> None:
+        """
+        Invalid messages get error replies and at most one log line a
+        second; past 100 in 10 s the connection closes with bad_frame.
+        """
+        from twisted.logger import globalLogPublisher
+
+        events: list[dict] = []  # type: ignore[type-arg]
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        core = ServerCore()
+        client = core.monitor()
+        payload = b'{"type":"nonsense"}'
+        for _ in range(100):
+            client.sendRaw(FRAME_HEADER.pack(1, 0, 0, len(payload)) + payload)
+        self.assertEqual(len(client.messages()), 100)
+        self.assertFalse(client.closed)
+        warnings = [e for e in events if "invalid message" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+        client.sendRaw(FRAME_HEADER.pack(1, 0, 0, len(payload)) + payload)
+        self.assertEqual(client.messages()[-1]["code"], "bad_frame")
+        self.assertTrue(client.closed)
+
+
+class BusyDeviceKeepaliveTests(SynchronousTestCase):
+    def test_busyDevicePinged(self) -> None:
+        """
+        A device that keeps sending but gets nothing back is pinged every
+        keepalive interval, so that it can tell the server is alive.
+        """
+        core = ServerCore(keepaliveInterval=10.0, idleTimeout=30.0)
+        device = core.device()
+        pings = 0
+        for second in range(35):
+            device.sendMedia(1, 1, 1 if second == 0 else 0, second * 1_000_000, b"\x00\x00\x01\x65")
+            core.clock.advance(1)
+            pings += len([m for m in device.messages() if m["type"] == "ping"])
+        self.assertEqual(pings, 3)
+        self.assertFalse(device.closed)

@@ -204,3 +204,34 @@ class ServiceTreeTests(SynchronousTestCase):
                                  "admin web site", "metrics"])
         self.assertFalse(os.path.exists(dataDir))
         self.assertEqual(reactor.tcpServers, [])
+
+
+class StartupFailureTests(SynchronousTestCase):
+    def test_portInUse(self) -> None:
+        """
+        A client port already in use stops the server with one line naming
+        the port, no traceback, exit status 1, and no admin account created
+        (so the one-time password is shown by the next, working start).
+        """
+        import socket
+
+        blocker = socket.socket()
+        self.addCleanup(blocker.close)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        work = Path(self.mktemp())
+        work.mkdir()
+        twistd = Path(sys.executable).with_name("twistd")
+        result = subprocess.run(
+            [str(twistd), "--nodaemon", "--pidfile=", "mrs", "--data-dir", str(work / "var"),
+             "--client-port", f"tcp:{busy}:interface=127.0.0.1",
+             "--client-tls-port", "tcp:0:interface=127.0.0.1",
+             "--admin-port", "tcp:0:interface=127.0.0.1"],
+            capture_output=True, text=True, timeout=60, cwd=str(work))
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 1, output)
+        self.assertIn(f"client listeners failed to start: Couldn't listen on 127.0.0.1:{busy}",
+                      output)
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("one-time password", output)

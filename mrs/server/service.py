@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from twisted.application.service import IService, Service
 from twisted.internet.defer import (
     Deferred,
     DeferredList,
+    FirstError,
     gatherResults,
     inlineCallbacks,
 )
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -34,6 +37,7 @@ from mrs.ready import Readiness
 from mrs.relay.hub import Hub
 from mrs.server.auth import Authenticator
 from mrs.server.factory import ClientFactory, SessionSettings, portNumber
+from mrs.store.errors import StoreError
 
 #: ALPN protocol ids: our client ports, and HTTP/1.1 on the admin port.
 CLIENT_ALPN = [b"mrs/1"]
@@ -54,14 +58,41 @@ def prepareDataDir(path: Path) -> None:
                  "run chmod 700 on it", path=str(path))
 
 
+#: Start-up failures that come from the machine or the data, not from a
+#: bug: they are logged as one line, without a traceback.
+EXPECTED_STARTUP_ERRORS = (CannotListenError, StoreError, OSError, ValueError)
+
+
 def _failStartup(reactor: Any, what: str):  # type: ignore[no-untyped-def]
+    """
+    Return an errback that logs why C{what} could not start, stops the
+    reactor and makes the process exit with status 1.
+    """
+
     def failed(failure):  # type: ignore[no-untyped-def]
-        log.failure("{what} failed to start; stopping the server", failure, what=what)
-        if reactor.running:
+        if failure.check(*EXPECTED_STARTUP_ERRORS):
+            log.critical("{what} failed to start: {error}; stopping the server", what=what,
+                         error=failure.getErrorMessage())
+        else:
+            log.failure("{what} failed to start; stopping the server", failure, what=what)
+        if reactor.running and not getattr(reactor, "_mrsStopping", False):
+            reactor._mrsStopping = True
+            reactor.addSystemEventTrigger("after", "shutdown", _exitWithFailure)
             reactor.stop()
         return None
 
     return failed
+
+
+def _exitWithFailure() -> None:
+    """
+    End the process with status 1 once the reactor has shut down, so that
+    systemd (Restart=on-failure) and scripts see the failure; twistd itself
+    always exits with 0.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 class StoreService(Service):
@@ -77,6 +108,8 @@ class StoreService(Service):
         self.dataDir = dataDir
         self.reactor = reactor
         self.ready = Readiness()
+        #: Fires once the first admin account exists (or existed already).
+        self.firstAdmin = Readiness()
 
     def whenReady(self) -> Deferred[None]:
         return self.ready.whenReady()
@@ -95,9 +128,19 @@ class StoreService(Service):
         prepareDataDir(self.dataDir)
         yield self.store.open()
         self.log.info("store opened: {path}", path=str(self.store.path))
+
+    @inlineCallbacks
+    def createFirstAdmin(self):  # type: ignore[no-untyped-def]
+        """
+        Create the admin account with a one-time password when the store
+        has no user.  The server calls this once it listens on every port,
+        so that a first start that fails does not use up the one time the
+        password is shown.
+        """
         users = yield self.store.listUsers()
         if not users:
             yield self._createFirstAdmin()
+        self.firstAdmin.fire()
 
     @inlineCallbacks
     def _createFirstAdmin(self):  # type: ignore[no-untyped-def]
@@ -291,6 +334,12 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
     admin = ListenerService("admin web site", reactor,
                             [("admin web UI (HTTPS)", config.admin_port, adminFactory)],
                             [storeService, tls, permissions])
+
+    # The one-time admin password is shown only once the server is up.
+    gatherResults([clients.whenReady(), admin.whenReady()], consumeErrors=True).addCallback(
+        lambda _: storeService.createFirstAdmin()).addErrback(
+        lambda f: None if f.check(FirstError) else log.failure(
+            "creating the first admin account failed", f))
 
     from mrs.server.metricsservice import MetricsService
 

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
     from mrs.server.factory import ClientFactory
     from mrs.server.roles import Role
 
+#: Invalid messages a client may send within INVALID_WINDOW seconds before
+#: its connection is closed; each one before that gets an error reply.
+MAX_INVALID_MESSAGES = 100
+INVALID_WINDOW = 10.0
+
+
 class State(enum.Enum):
     HELLO = "hello"
     AUTH = "auth"
@@ -87,6 +93,10 @@ class ClientSession(Protocol):
         self._loginTimer: Any = None
         self._keepaliveTimer: Any = None
         self._lastReceived = 0.0
+        self._lastSent = 0.0
+        self._invalidTimes: list[float] = []
+        self._suppressedInvalid = 0
+        self._lastInvalidWarning = float("-inf")
         self._closing = False
         self._closeTimer: Any = None
         self.principal: Any = None
@@ -105,7 +115,7 @@ class ClientSession(Protocol):
         self.host = host
         settings = self.factory.settings
         clock = self.factory.reactor
-        self._lastReceived = clock.seconds()
+        self._lastReceived = self._lastSent = clock.seconds()
         self._decoder = Decoder(settings.maxFrameSize, expectPreamble=True)
         self.queue = OutboundQueue(
             self.transport, clock, settings.queueLimit, settings.congestionTimeout,
@@ -171,8 +181,26 @@ class ClientSession(Protocol):
         if self.state is State.HELLO:
             self.fatal(reply["code"], reply["message"])
             return
-        self.log.warn("connection {session} from {address} sent an invalid message: {error}",
-                      session=self.sessionId, address=self.address, error=reply["message"])
+        now = self.factory.reactor.seconds()
+        recent = [t for t in self._invalidTimes if t > now - INVALID_WINDOW]
+        recent.append(now)
+        self._invalidTimes = recent
+        if len(recent) > MAX_INVALID_MESSAGES:
+            self.log.warn("connection {session} from {address} sent {count} invalid messages "
+                          "in {window:g} s; closing", session=self.sessionId,
+                          address=self.address, count=len(recent), window=INVALID_WINDOW)
+            self.fatal("bad_frame", f"more than {MAX_INVALID_MESSAGES} invalid messages in "
+                                    f"{INVALID_WINDOW:g} seconds")
+            return
+        if now - self._lastInvalidWarning >= 1.0:
+            self.log.warn("connection {session} from {address} sent an invalid message: "
+                          "{error} ({suppressed} more since the last warning)",
+                          session=self.sessionId, address=self.address,
+                          error=reply["message"], suppressed=self._suppressedInvalid)
+            self._lastInvalidWarning = now
+            self._suppressedInvalid = 0
+        else:
+            self._suppressedInvalid += 1
         self.sendMessage(reply)
 
     def _rejectForeign(self, error: BadMagic) -> None:
@@ -381,7 +409,8 @@ class ClientSession(Protocol):
         self._keepaliveTimer = None
         if self.state is State.CLOSED:
             return
-        silent = clock.seconds() - self._lastReceived
+        now = clock.seconds()
+        silent = now - self._lastReceived
         if silent >= settings.idleTimeout:
             self.log.warn("connection {session} from {address} sent nothing for {silent:.0f} s; "
                           "closing", session=self.sessionId, address=self.address,
@@ -389,7 +418,10 @@ class ClientSession(Protocol):
             self.fatal("idle_timeout", f"nothing received for {settings.idleTimeout:g} seconds",
                        abort=True)
             return
-        if silent >= settings.keepaliveInterval and self.state is not State.HELLO:
+        # Ping a quiet client so that it answers, and ping a busy device that
+        # gets nothing else from us so that it sees the server is alive.
+        quiet = max(silent, now - self._lastSent)
+        if quiet >= settings.keepaliveInterval and self.state is not State.HELLO:
             self.sendMessage({"type": "ping"})
         self._keepaliveTimer = clock.callLater(settings.keepaliveInterval, self._keepalive)
 
@@ -417,6 +449,7 @@ class ClientSession(Protocol):
     def _writeFrame(self, data: bytes) -> None:
         if self.state is State.CLOSED:
             return
+        self._lastSent = self.factory.reactor.seconds()
         if self.queue is not None:
             self.queue.sendControl(data)
         else:
