@@ -82,3 +82,18 @@ def generatePassword() -> str:
     Return a random password of 20 URL-safe characters (120 bits).
     """
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+#: Shortest password accepted for a user account, by every route that sets
+#: one (the admin site, the API and the command line).
+MIN_PASSWORD_LENGTH = 12
+
+
+def passwordProblem(password: str) -> str | None:
+    """
+    Return why C{password} is too weak for a user account, or L{None}.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return (f"the password is too short; use at least {MIN_PASSWORD_LENGTH} characters "
+                f"(a passphrase of several words is easy to remember)")
+    return None

@@ -57,6 +57,20 @@ class ApiTests(SynchronousTestCase):
         self.assertEqual(document["openapi"], "3.0.3")
         self.assertIn("/devices/{deviceId}", document["paths"])
 
+    def test_userWithChosenPassword(self) -> None:
+        """
+        A user added with a password gets it (not echoed back); a password
+        under 12 characters is rejected instead of being ignored.
+        """
+        code, body = self.api.call("POST", "/users", {"name": "dave", "password": "short"})
+        self.assertEqual(code, 400)
+        self.assertIn("The field 'password' is invalid: the password is too short", body["error"])
+        code, body = self.api.call("POST", "/users",
+                                   {"name": "dave", "password": "a-long-enough-password"})
+        self.assertEqual(code, 201)
+        self.assertNotIn("password", body)
+        self.assertEqual(body["user"]["mustChangePassword"], False)
+
     def test_devices(self) -> None:
         """
         Devices can be added (secret shown once), changed and removed.

@@ -436,6 +436,20 @@ class ServerAuthenticationTests(SynchronousTestCase):
         self.assertEqual(self.currentFingerprint(), before)
         self.assertNotIn(keyPem.decode().splitlines()[1], self.logs.text())
 
+    def test_keyInCertificateBoxNotEchoed(self) -> None:
+        """
+        A private key pasted into the Certificate box (the boxes swapped) is
+        rejected, and neither box shows it again.
+        """
+        keyPem, certPem = selfSignedPair()
+        response = self.browser.post("/admin/server-authentication/install", {
+            "key": certPem.decode(), "certificate": keyPem.decode(),
+        })
+        self.assertEqual(response.code, 400)
+        body = self.browser.lastBody
+        self.assertNotIn(keyPem.decode().splitlines()[1], body)
+        self.assertNotIn("-----BEGIN PRIVATE KEY-----\n", body)
+
     def test_checkOnly(self) -> None:
         """
         "Check only" reports on a pair without installing it.

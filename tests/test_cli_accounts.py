@@ -331,10 +331,23 @@ class CommandTests(TestCase):
         self.assertNotIn(PASSWORD, entry.detail)
         self.assertNotIn(user.passwordHash, entry.detail)
 
+    async def test_shortPasswordRejected(self) -> None:
+        """
+        A user password under 12 characters is rejected, as on the admin
+        site, and nothing is added.
+        """
+        await self.assertError(
+            ["user", "add", "carol"],
+            "the password is too short; use at least 12 characters (a passphrase of several "
+            "words is easy to remember); nothing changed",
+            stdin="short\n")
+        store = await self.store()
+        self.assertIsNone(await store.getUser("carol"))
+
     async def test_userAddTerminal(self) -> None:
-        code, out, err = await self.mrs("user", "add", "alice", terminal=["pw1", "pw1"])
+        code, out, err = await self.mrs("user", "add", "alice", terminal=["long-enough-pw-1", "long-enough-pw-1"])
         self.assertEqual((code, out, err), (0, "added user alice with role operator\n", ""))
-        code, out, err = await self.mrs("user", "add", "bob", terminal=["pw1", "pw2"])
+        code, out, err = await self.mrs("user", "add", "bob", terminal=["long-enough-pw-1", "long-enough-pw-2"])
         self.assertEqual(
             (code, out, err), (1, "", "mrs: error: the two entries differ; run the command again\n")
         )
@@ -355,16 +368,16 @@ class CommandTests(TestCase):
         self.assertTrue(user.mustChangePassword)
 
     async def test_userAddErrors(self) -> None:
-        await self.mrs("user", "add", "alice", stdin="pw\n")
+        await self.mrs("user", "add", "alice", stdin="long-enough-pw\n")
         await self.assertError(
             ["user", "add", "alice"], "user 'alice' already exists; choose another name",
-            stdin="pw\n",
+            stdin="long-enough-pw\n",
         )
         await self.assertError(
             ["user", "add", "bad name"],
             "invalid user 'bad name': use 1 to 64 characters: letters, digits, '.', '_', '@' "
             "or '-', starting with a letter or digit",
-            stdin="pw\n",
+            stdin="long-enough-pw\n",
         )
         await self.assertError(
             ["user", "add", "bob"],
@@ -376,11 +389,11 @@ class CommandTests(TestCase):
         self.assertIn("argument --role: invalid choice: 'root'", err)
 
     async def test_userLifecycle(self) -> None:
-        await self.mrs("user", "add", "bob", stdin="pw\n")
-        await self.mrs("user", "add", "alice", "--role", "admin", stdin="pw\n")
+        await self.mrs("user", "add", "bob", stdin="long-enough-pw\n")
+        await self.mrs("user", "add", "alice", "--role", "admin", stdin="long-enough-pw\n")
         await self.assertRun(["user", "disable", "bob"], "disabled user bob\n")
         await self.assertRun(["user", "passwd", "alice"], "changed the password of user alice\n",
-                             stdin="new-pw\n")
+                             stdin="new-long-enough-pw\n")
         await self.assertRun(["user", "role", "bob", "admin"], "user bob now has role admin\n")
         code, out, err = await self.mrs("user", "list")
         self.assertEqual((code, err), (0, ""))
@@ -396,7 +409,7 @@ class CommandTests(TestCase):
         )
         store = await self.store()
         self.assertEqual([u.name for u in await store.listUsers()], ["alice"])
-        self.assertTrue(verifyPassword((await store.getUser("alice")).passwordHash, "new-pw"))
+        self.assertTrue(verifyPassword((await store.getUser("alice")).passwordHash, "new-long-enough-pw"))
         actions = [e.action for e in await store.listAudit()]
         self.assertEqual(
             actions,
@@ -409,7 +422,7 @@ class CommandTests(TestCase):
         A missing user fails before any prompt, so no secret is read.
         """
         await self.assertError(["user", "passwd", "ghost"], "user 'ghost' not found",
-                               stdin="pw\n")
+                               stdin="long-enough-pw\n")
         await self.assertError(["user", "disable", "ghost"], "user 'ghost' not found")
         await self.assertError(["user", "remove", "ghost"], "user 'ghost' not found")
 
@@ -477,8 +490,8 @@ class CommandTests(TestCase):
     # Groups
 
     async def test_groups(self) -> None:
-        await self.mrs("user", "add", "alice", stdin="pw\n")
-        await self.mrs("user", "add", "bob", stdin="pw\n")
+        await self.mrs("user", "add", "alice", stdin="long-enough-pw\n")
+        await self.mrs("user", "add", "bob", stdin="long-enough-pw\n")
         await self.mrs("device", "add", "cam-01", stdin="s\n")
         await self.assertRun(["group", "add", "user", "ops"], "added user group ops\n")
         await self.assertRun(["group", "add", "device", "vans"], "added device group vans\n")
@@ -500,7 +513,7 @@ class CommandTests(TestCase):
         await self.assertRun(["group", "list", "device"], "KIND  NAME  MEMBERS\n")
 
     async def test_groupErrors(self) -> None:
-        await self.mrs("user", "add", "alice", stdin="pw\n")
+        await self.mrs("user", "add", "alice", stdin="long-enough-pw\n")
         await self.mrs("group", "add", "user", "ops")
         await self.mrs("group", "member-add", "user", "ops", "alice")
         await self.assertError(["group", "add", "user", "ops"],
@@ -520,7 +533,7 @@ class CommandTests(TestCase):
     # Rules
 
     async def populate(self) -> None:
-        await self.mrs("user", "add", "alice", stdin="pw\n")
+        await self.mrs("user", "add", "alice", stdin="long-enough-pw\n")
         await self.mrs("device", "add", "cam-01", stdin="s\n")
         await self.mrs("group", "add", "user", "ops")
         await self.mrs("group", "add", "device", "vans")

@@ -34,6 +34,7 @@ from mrs.admin.sessions import digest
 from mrs.admin.status import currentPair, serverStatus
 from mrs.admin.system import STORED_PREFIX, displayValue, effectiveSettings
 from mrs.config import SCHEMA
+from mrs.passwords import passwordProblem
 from mrs.store.errors import InvalidValue
 from mrs.store.models import (
     ROLES,
@@ -294,12 +295,19 @@ class ApiV1(RouteGroup):
         role = jsonString(body, "role", required=False) or "operator"
         if role not in ROLES:
             raise RequestError(f"The field 'role' must be one of: {', '.join(ROLES)}.")
-        password = self.admin.passwords.generate()
+        chosen = jsonString(body, "password", required=False)
+        if chosen is not None:
+            problem = passwordProblem(chosen)
+            if problem is not None:
+                raise RequestError(f"The field 'password' is invalid: {problem}.")
+        password = chosen if chosen is not None else self.admin.passwords.generate()
         user = await self.admin.store.addUser(
             name, role, await self.admin.passwords.hash(password), actor,
-            mustChangePassword=True,
+            mustChangePassword=chosen is None,
         )
         await self.admin.changed()
+        if chosen is not None:
+            return 201, {"user": userJson(user)}
         return 201, {"user": userJson(user), "password": password}
 
     @app.route("/users/<name>", methods=["GET"])

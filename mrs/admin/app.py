@@ -54,6 +54,7 @@ from mrs.admin.sessions import (
     digest,
     tokensEqual,
 )
+from mrs.passwords import MIN_PASSWORD_LENGTH
 from mrs.store.models import User
 
 #: Cookie of a signed-in session.  The C{__Host-} prefix makes browsers
@@ -61,9 +62,6 @@ from mrs.store.models import User
 SESSION_COOKIE = b"__Host-mrs_session"
 #: Cookie pairing the login form with the browser that loaded it.
 LOGIN_COOKIE = b"__Host-mrs_login"
-
-#: Shortest password accepted for an admin account.
-MIN_PASSWORD_LENGTH = 12
 
 #: Headers sent with every admin response.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (

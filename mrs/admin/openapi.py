@@ -208,12 +208,15 @@ def _paths() -> dict[str, Schema]:
             "get": _operation("List users.", {"200": _json(_array(_ref("User")), "Users.")},
                               parameters=[_query("q")]),
             "post": _operation(
-                "Add a user with a one-time password, shown only this once.",
+                "Add a user with the given password, or with a one-time password that is "
+                "returned only this once.",
                 {"201": _json(_object({"user": _ref("User"), "password": STRING},
-                                      ["user", "password"]), "Added.")},
+                                      ["user"]), "Added.")},
                 errors=(400, 409),
                 body=_object({"name": NAME,
-                              "role": {"type": "string", "enum": ["admin", "operator"]}},
+                              "role": {"type": "string", "enum": ["admin", "operator"]},
+                              "password": {"type": "string", "minLength": 12,
+                                           "maxLength": 1000}},
                              ["name"])),
         },
         "/users/{name}": {

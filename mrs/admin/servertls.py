@@ -144,10 +144,12 @@ class ServerAuthenticationPages(RouteGroup):
             )
         boxes = html.Markup("")
         for name, label, hint in BOXES:
+            # A key pasted into the wrong box must not come back either.
+            holdsKey = name == "key" or "PRIVATE KEY" in (form.value(name) or "")
             boxes += html.textArea(
                 form, name, label, formId="pair",
                 hint=(keyNote or hint) if name == "key" else hint,
-                keepValue=name != "key",
+                keepValue=not holdsKey,
                 extraErrors=problemsByBox.pop(name, []),
             )
         boxes += html.field(form, "passphrase", "Passphrase (for an encrypted key)",

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mrs.cli import CommandContext, CommandError, commandGroup, formatTable, formatTime
-from mrs.passwords import generatePassword, hashPassword
+from mrs.passwords import generatePassword, hashPassword, passwordProblem
 from mrs.store.models import RIGHTS, ROLES, Rule, Schedule
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -218,12 +218,22 @@ def _secret(context: CommandContext, generate: bool, prompt: str) -> tuple[str, 
 # Users
 
 
+def _checkPassword(password: str) -> None:
+    """
+    @raise CommandError: the password is too weak for a user account.
+    """
+    problem = passwordProblem(password)
+    if problem is not None:
+        raise CommandError(f"{problem}; nothing changed")
+
+
 async def userAdd(args: argparse.Namespace, context: CommandContext) -> int:
     store = await context.openStore()
     if await store.getUser(args.name) is not None:
         # Fail before prompting; the store checks again when adding.
         raise CommandError(f"user {args.name!r} already exists; choose another name")
     password, generated = _secret(context, args.generate, f"Password for {args.name}: ")
+    _checkPassword(password)
     await store.addUser(
         args.name, args.role, hashPassword(password), context.actor,
         mustChangePassword=args.mustChange,
@@ -257,6 +267,7 @@ async def userPasswd(args: argparse.Namespace, context: CommandContext) -> int:
         # for an account that does not exist.
         raise CommandError(f"user {args.name!r} not found")
     password, generated = _secret(context, args.generate, f"New password for {args.name}: ")
+    _checkPassword(password)
     await store.setUserPassword(
         args.name, hashPassword(password), context.actor, mustChangePassword=args.mustChange
     )
