@@ -417,6 +417,21 @@ class ThrottleTests(SynchronousTestCase):
         fixture.clock.advance(THROTTLE_WINDOW)
         self.assertEqual(fixture.browser().login("root", ADMIN_PASSWORD).code, 303)
 
+    def test_accountLockIsPerAddress(self) -> None:
+        """
+        Failures for an account from one address do not lock that account
+        for its owner at another address.
+        """
+        import mrs.admin.app
+
+        fixture = AdminFixture(self)
+        self.patch(mrs.admin.app, "_clientAddress", lambda request: "203.0.113.9")
+        for _ in range(ACCOUNT_FAILURE_LIMIT):
+            self.assertEqual(fixture.browser().login("root", "wrong-password").code, 401)
+        self.assertEqual(fixture.browser().login("root", ADMIN_PASSWORD).code, 429)
+        self.patch(mrs.admin.app, "_clientAddress", lambda request: "198.51.100.4")
+        self.assertEqual(fixture.browser().login("root", ADMIN_PASSWORD).code, 303)
+
     def test_addressThrottled(self) -> None:
         """
         Failures spread over many accounts from one address throttle that

@@ -342,7 +342,9 @@ class AdminApp:
         form = html.Form({"username": name})
         address = _clientAddress(request)
 
-        wait = max(self.accountThrottle.retryAfter(name), self.addressThrottle.retryAfter(address))
+        accountKey = f"{name}\x00{address}"
+        wait = max(self.accountThrottle.retryAfter(accountKey),
+                   self.addressThrottle.retryAfter(address))
         if wait > 0:
             self.log.warn(
                 "Admin login for {user!r} from {address} throttled",
@@ -361,7 +363,7 @@ class AdminApp:
         else:
             await self.passwords.verify(await self._dummyPasswordHash(), password)
         if not ok or user is None or not user.enabled:
-            self.accountThrottle.failed(name)
+            self.accountThrottle.failed(accountKey)
             self.addressThrottle.failed(address)
             self._countLogin(False)
             self.log.warn(
@@ -382,7 +384,7 @@ class AdminApp:
                 "This account is an operator account; only administrators may sign in here.",
             )
 
-        self.accountThrottle.succeeded(name)
+        self.accountThrottle.succeeded(accountKey)
         self.addressThrottle.succeeded(address)
         self._countLogin(True)
         sessionId, _ = self.sessions.create(user.name, user.credentialsVersion)

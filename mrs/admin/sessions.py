@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 
-#: Failed logins allowed for one account inside L{THROTTLE_WINDOW}.
+#: Failed logins allowed for one account from one address inside
+#: L{THROTTLE_WINDOW}.  The count is per address so that strangers cannot
+#: lock an administrator out by failing on purpose from elsewhere.
 ACCOUNT_FAILURE_LIMIT = 5
 #: Failed logins allowed from one address inside L{THROTTLE_WINDOW}.
 ADDRESS_FAILURE_LIMIT = 20
