@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import ipaddress
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,23 +39,39 @@ def _bool(text: str) -> bool:
 
 
 def _positiveInt(text: str) -> int:
-    value = int(text.strip())
+    rule = "expected a whole number greater than 0"
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(rule)
     if value <= 0:
-        raise ValueError("expected a whole number greater than 0")
+        raise ValueError(rule)
+    return value
+
+
+def _seconds(text: str, rule: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(rule)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(rule)
     return value
 
 
 def _positiveFloat(text: str) -> float:
-    value = float(text.strip())
+    rule = "expected a number of seconds greater than 0"
+    value = _seconds(text, rule)
     if not value > 0:
-        raise ValueError("expected a number of seconds greater than 0")
+        raise ValueError(rule)
     return value
 
 
 def _nonNegativeFloat(text: str) -> float:
-    value = float(text.strip())
+    rule = "expected a number of seconds, 0 or more"
+    value = _seconds(text, rule)
     if not value >= 0:
-        raise ValueError("expected a number of seconds, 0 or more")
+        raise ValueError(rule)
     return value
 
 

@@ -471,3 +471,24 @@ class BusyDeviceKeepaliveTests(SynchronousTestCase):
             pings += len([m for m in device.messages() if m["type"] == "ping"])
         self.assertEqual(pings, 3)
         self.assertFalse(device.closed)
+
+
+class CloseReasonTests(SynchronousTestCase):
+    def test_tlsErrorsInWords(self) -> None:
+        """
+        OpenSSL's error tuples become a sentence, with the fix for an HTTP
+        request on the TLS port.
+        """
+        from OpenSSL import SSL
+        from twisted.python.failure import Failure
+
+        from mrs.server.session import describeClose
+
+        http = Failure(SSL.Error([("SSL routines", "", "http request")]))
+        self.assertEqual(describeClose(http, 12654),
+                         "TLS handshake failed: the client sent an HTTP request; the admin web "
+                         "UI is on port 12654")
+        other = Failure(SSL.Error([("SSL routines", "", "unsupported protocol")]))
+        self.assertEqual(describeClose(other, 12654),
+                         "TLS handshake failed: unsupported protocol")
+        self.assertEqual(describeClose(None, 12654), "closed")

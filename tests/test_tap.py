@@ -120,6 +120,9 @@ class ConfigTests(SynchronousTestCase):
             ("listen", "client_port", "udp:5", "expected a port number or a TCP endpoint "
              "description such as tcp:12650 or tcp:12650:interface=127.0.0.1 or tcp6:12650"),
             ("protocol", "max_frame_size", "-1", "expected a whole number greater than 0"),
+            ("protocol", "max_frame_size", "lots", "expected a whole number greater than 0"),
+            ("protocol", "keepalive_interval", "nan", "expected a number of seconds greater "
+             "than 0"),
             ("server", "time_zone", "Mars/Base",
              "expected an IANA time zone name such as UTC or Europe/Ljubljana"),
             ("server", "server_names", "bad_name!", "'bad_name!' is not a valid host name "
@@ -149,8 +152,8 @@ class ConfigTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as caught:
             loadConfig(None, {"idle_timeout": "soon"})
         self.assertEqual(str(caught.exception), "command line: --idle-timeout = 'soon' is "
-                                                "invalid: could not convert string to float: "
-                                                "'soon'")
+                                                "invalid: expected a number of seconds greater "
+                                                "than 0")
 
 
 class OptionsTests(SynchronousTestCase):

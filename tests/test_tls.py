@@ -615,3 +615,18 @@ class MaterialClockTests(SynchronousTestCase):
         self.assertTrue(report.accepted)
         self.assertFalse(pendingKey.exists())
         self.assertEqual(material.current.info.sha256, fingerprintOf(certPem))
+
+
+class MissingCAFileTests(SynchronousTestCase):
+    def test_missingCAFile(self) -> None:
+        """
+        A CA file that does not exist is named with what to pass instead.
+        """
+        from mrs.tls.client import clientCreator
+
+        with self.assertRaises(ValueError) as caught:
+            clientCreator("cams.example.test", caFile="/nonexistent/server.crt")
+        self.assertEqual(str(caught.exception),
+                         "CA file /nonexistent/server.crt not found; pass the server's "
+                         "certificate (DATA_DIR/tls/server.crt on the server, or the download "
+                         "on the admin page Server Authentication) or the CA that issued it")

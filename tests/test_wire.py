@@ -1168,3 +1168,18 @@ class CommandTests(SynchronousTestCase):
     def test_senderIsFrom(self) -> None:
         self.assertEqual(parseMessage({"type": "command", "id": 1, "name": "zoom",
                                        "from": "alice"}).sender, "alice")  # type: ignore[attr-defined]
+
+
+class LongNumberTests(SynchronousTestCase):
+    def test_longIntegerRejected(self) -> None:
+        """
+        A 5000-digit number is invalid JSON with a message about its
+        length, not Python's conversion limit.
+        """
+        from mrs.wire import loadJSON
+
+        with self.assertRaises(InvalidJSON) as caught:
+            loadJSON(b'{"type":"ping","id":' + b"9" * 5000 + b"}")
+        self.assertEqual(str(caught.exception),
+                         "control frame is not valid JSON: a number with 5000 digits is too "
+                         "long; numbers have at most 32 digits")

@@ -27,6 +27,7 @@ import enum
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
@@ -46,6 +47,25 @@ if TYPE_CHECKING:
 #: its connection is closed; each one before that gets an error reply.
 MAX_INVALID_MESSAGES = 100
 INVALID_WINDOW = 10.0
+
+
+def describeClose(reason: Failure | None, adminPort: int) -> str:
+    """
+    Describe why a connection closed in words for the log, turning
+    OpenSSL's error tuples into the reason and, where one helps, the fix.
+    """
+    if reason is None:
+        return "closed"
+    if reason.check(SSL.Error):
+        args = getattr(reason.value, "args", ())
+        details = [entry[-1] for entry in (args[0] if args else [])
+                   if isinstance(entry, tuple) and entry and entry[-1]]
+        text = ", ".join(str(d) for d in details) or "no reason given"
+        if "http request" in text:
+            return (f"TLS handshake failed: the client sent an HTTP request; the admin web "
+                    f"UI is on port {adminPort}")
+        return f"TLS handshake failed: {text}"
+    return reason.getErrorMessage()
 
 
 class State(enum.Enum):
@@ -141,7 +161,7 @@ class ClientSession(Protocol):
         self.factory.sessionClosed(self)
         self.log.info("connection {session} from {address} closed in state {state}: {reason}",
                       session=self.sessionId, address=self.address, state=previous.value,
-                      reason=reason.getErrorMessage() if reason is not None else "closed")
+                      reason=describeClose(reason, self.factory.settings.adminPortNumber))
         self.closed.callback(None)
 
     # Input
@@ -206,8 +226,9 @@ class ClientSession(Protocol):
     def _rejectForeign(self, error: BadMagic) -> None:
         if error.kind == "tls":
             self.log.warn("connection {session} from {address} sent a TLS ClientHello to the "
-                          "plaintext port; closing", session=self.sessionId,
-                          address=self.address)
+                          "plaintext port; closing.  TLS clients must use the TLS port {port}, "
+                          "or send starttls here first", session=self.sessionId,
+                          address=self.address, port=self.factory.authenticator.tlsPortNumber)
         elif error.kind == "http":
             self.log.warn("connection {session} from {address} sent an HTTP request to the "
                           "client port; closing", session=self.sessionId, address=self.address)

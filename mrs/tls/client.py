@@ -124,6 +124,12 @@ class ClientConnectionCreator:
         self._context.set_alpn_protos(list(alpn))
         if self.fingerprint is None:
             if self.caFile is not None:
+                if not Path(self.caFile).is_file():
+                    raise ValueError(
+                        f"CA file {self.caFile} not found; pass the server's certificate "
+                        f"(DATA_DIR/tls/server.crt on the server, or the download on the "
+                        f"admin page Server Authentication) or the CA that issued it"
+                    )
                 try:
                     self._context.load_verify_locations(self.caFile)
                 except SSL.Error as e:

@@ -338,6 +338,18 @@ def _parseFloat(text: str) -> float:
     return value
 
 
+#: Digits of the longest integer accepted in a control message; no field
+#: needs more than 2**64 (20 digits).
+MAX_INTEGER_DIGITS = 32
+
+
+def _parseInt(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"a number with {len(text)} digits is too long; numbers have at "
+                         f"most {MAX_INTEGER_DIGITS} digits")
+    return int(text)
+
+
 def loadJSON(payload: bytes | memoryview) -> object:
     """
     Parse the payload of a control frame as UTF-8 JSON text.
@@ -359,6 +371,7 @@ def loadJSON(payload: bytes | memoryview) -> object:
             object_pairs_hook=_rejectDuplicates,
             parse_constant=_rejectConstant,
             parse_float=_parseFloat,
+            parse_int=_parseInt,
         )
     except RecursionError:
         raise InvalidJSON("control frame is not valid JSON: nested too deeply")
