@@ -345,9 +345,11 @@ class CommandTests(TestCase):
         self.assertIsNone(await store.getUser("carol"))
 
     async def test_userAddTerminal(self) -> None:
-        code, out, err = await self.mrs("user", "add", "alice", terminal=["long-enough-pw-1", "long-enough-pw-1"])
+        same = ["long-enough-pw-1", "long-enough-pw-1"]
+        code, out, err = await self.mrs("user", "add", "alice", terminal=same)
         self.assertEqual((code, out, err), (0, "added user alice with role operator\n", ""))
-        code, out, err = await self.mrs("user", "add", "bob", terminal=["long-enough-pw-1", "long-enough-pw-2"])
+        differing = ["long-enough-pw-1", "long-enough-pw-2"]
+        code, out, err = await self.mrs("user", "add", "bob", terminal=differing)
         self.assertEqual(
             (code, out, err), (1, "", "mrs: error: the two entries differ; run the command again\n")
         )
@@ -409,7 +411,8 @@ class CommandTests(TestCase):
         )
         store = await self.store()
         self.assertEqual([u.name for u in await store.listUsers()], ["alice"])
-        self.assertTrue(verifyPassword((await store.getUser("alice")).passwordHash, "new-long-enough-pw"))
+        alice = await store.getUser("alice")
+        self.assertTrue(verifyPassword(alice.passwordHash, "new-long-enough-pw"))
         actions = [e.action for e in await store.listAudit()]
         self.assertEqual(
             actions,
