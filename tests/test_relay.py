@@ -625,3 +625,18 @@ class ByeTests(SynchronousTestCase):
         device.session.connectionLost(None)
         self.assertEqual([m["event"] for m in alice.messages()], ["device_offline"])
         self.assertNotIn("cam-1", core.hub.devices)
+
+
+class ScheduleValidationTests(SynchronousTestCase):
+    def test_equalStartAndEndRejected(self) -> None:
+        """
+        A schedule from 10:00 to 10:00 is ambiguous (empty or all day) and
+        rejected with the fix.
+        """
+        from mrs.store.errors import InvalidValue
+
+        with self.assertRaises(InvalidValue) as caught:
+            Schedule(frozenset({0}), 600, 600)
+        self.assertEqual(str(caught.exception),
+                         "invalid schedule '10:00 to 10:00': give a start and an end that "
+                         "differ; for the whole day use 00:00 to 24:00")

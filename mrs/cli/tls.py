@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from twisted.internet.defer import Deferred
 
-from mrs.tls.generate import KEY_TYPES, GenerateError, SubjectFields
+from mrs.tls.generate import DEFAULT_VALIDITY_DAYS, KEY_TYPES, GenerateError, SubjectFields
 from mrs.tls.material import GenerateResult, InstallRejected, TLSMaterial
 from mrs.tls.validate import CertificateInfo, Problem, Report
 
@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
     generate.add_argument("--state", help="subject ST")
     generate.add_argument("--country", help="subject C, a two-letter code")
     generate.add_argument(
-        "--days", type=int, help="validity of a self-signed certificate in days (default 825)"
+        "--days", type=int,
+        help=f"validity of a self-signed certificate in days (default {DEFAULT_VALIDITY_DAYS})",
     )
     generate.add_argument(
         "--out", type=Path, help="write the CSR to this file instead of standard output"

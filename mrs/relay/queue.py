@@ -209,9 +209,12 @@ class OutboundQueue:
         self._droppedSinceWarning += 1
         now = self.clock.seconds()
         if now - self._lastWarning >= self.warnInterval:
+            # One line when dropping starts and then at most one every
+            # warnInterval seconds, each with the count since the last line.
             self.log.warn(
-                "monitor {label} reads too slowly: dropped {count} frames "
-                "({total} in all) with {queued} bytes queued",
+                "monitor {label} reads too slowly: dropping audio and video until it "
+                "catches up ({count} frames dropped since the last report, {total} on this "
+                "connection, {queued} bytes queued)",
                 label=self.label, count=self._droppedSinceWarning,
                 total=self.droppedFrames, queued=self.queuedBytes,
             )

@@ -116,6 +116,11 @@ class Schedule:
             if not 0 <= value <= 24 * 60:
                 raise InvalidValue(f"schedule {name}", str(value),
                                    "use minutes after midnight, 0 to 1440")
+        if self.start == self.end:
+            raise InvalidValue("schedule", f"{self.start // 60:02d}:{self.start % 60:02d} to "
+                                           f"{self.end // 60:02d}:{self.end % 60:02d}",
+                               "give a start and an end that differ; for the whole day "
+                               "use 00:00 to 24:00")
 
     def covers(self, weekday: int, minute: int) -> bool:
         """
