@@ -188,7 +188,8 @@ class PermissionService(Service):
             return
         self.after().addCallbacks(
             lambda _: self._startPolling(),
-            lambda f: self.log.failure("the store did not open; permissions not loaded", f),
+            # The store logs why it did not open; one line here is enough.
+            lambda f: self.log.error("permissions not loaded: the store did not open"),
         )
 
     def _startPolling(self) -> None:

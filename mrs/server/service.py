@@ -234,6 +234,9 @@ class ListenerService(Service):
 
     def _failed(self, failure: Failure) -> None:
         self.ready.fire(failure)
+        if failure.check(FirstError):
+            # A dependency failed to start and has logged why already.
+            return
         _failStartup(self.reactor, str(self.name))(failure)
 
     @inlineCallbacks
