@@ -124,8 +124,12 @@ def table(results: dict[str, Any]) -> str:
     slow = results.get("slow", {})
     if "rssGrowth" in slow:
         add(f"Slow monitor ({slow['seconds']:g} s): RSS growth "
-            f"{slow['rssGrowth'] / 2**20:.1f} MiB, others dropped {slow['droppedOthers']}, "
-            f"stalled monitor disconnected: {slow['stalledDisconnected']}")
+            f"{slow['rssGrowth'] / 2**20:.1f} MiB, others dropped {slow['droppedOthers']}")
+        if slow.get("secondsToDisconnect") is not None:
+            add(f"  stalled monitor disconnected by the server ({slow['disconnectReason']}) "
+                f"{slow['secondsToDisconnect']:.1f} s after it stopped reading")
+        else:
+            add(f"  stalled monitor not disconnected by the server within {slow['seconds']:g} s")
     adm = results.get("admin", {})
     for page, value in adm.items():
         if isinstance(value, dict) and "p99Ms" in value:

@@ -104,14 +104,16 @@ class Meter:
         self.pids = pids
         self.cpu = 0.0
         self.wall = 0.0
+        #: C{time.monotonic()} at L{start}.
+        self.began = 0.0
 
     def start(self) -> None:
         self._cpu = cpuSeconds(self.pids)
-        self._wall = time.monotonic()
+        self.began = time.monotonic()
 
     def stop(self) -> None:
         self.cpu = cpuSeconds(self.pids) - self._cpu
-        self.wall = time.monotonic() - self._wall
+        self.wall = time.monotonic() - self.began
 
     @property
     def share(self) -> float:
@@ -230,5 +232,6 @@ def machine() -> dict[str, Any]:
         "nginx": commandVersion(["nginx", "-v"]),
         "socat": socatVersion(),
         "node": commandVersion(["node", "--version"]),
+        "ffmpeg": commandVersion(["ffmpeg", "-version"]),
         "memory": Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip(),
     }

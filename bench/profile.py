@@ -1,9 +1,13 @@
 """
-Profile the server during a fan-out: C{python -m bench.profile [N]
-[SECONDS]} streams one 4 Mbit/s device to N monitors (default 50) and
-records the server with py-spy, then prints the functions with the most
-samples, by own time and by total time.  Needs py-spy (C{pip install
-py-spy}) and the right to trace the server (root, or ptrace_scope 0).
+Profile the server under load with py-spy: C{python -m bench.profile
+fanout [N] [SECONDS]} streams one 4 Mbit/s device to N monitors (default
+50); C{python -m bench.profile devices [N] [SECONDS]} streams N devices
+(default 200) at 2 Mbit/s to two monitors each.  It records the server's
+threads with py-spy while they run (idle samples, such as waiting in
+epoll, are left out) and prints the functions with the most samples, by
+own time and by total time.  The raw samples and a flame graph stay in the
+server's temporary directory.  Needs py-spy (C{pip install py-spy}) and the
+right to trace the server (root, or ptrace_scope 0).
 """
 
 from __future__ import annotations
@@ -16,7 +20,20 @@ import threading
 from pathlib import Path
 
 from bench.procs import BIN
-from bench.suite import FRAME_4M, relayRun, startServer
+from bench.suite import FRAME_2M, FRAME_4M, relayRun, startServer
+
+
+def frameName(frame: str) -> str:
+    """
+    Drop the line number from a py-spy frame, C{"name (path:line)"}, and
+    shorten the path to start at the package.
+    """
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})" if path else name
 
 
 def summarize(collapsed: Path, top: int = 25) -> str:
@@ -30,7 +47,7 @@ def summarize(collapsed: Path, top: int = 25) -> str:
         stack, _, count = line.rpartition(" ")
         n = int(count)
         samples += n
-        frames = stack.split(";")
+        frames = [frameName(frame) for frame in stack.split(";")]
         own[frames[-1]] += n
         for frame in set(frames):
             total[frame] += n
@@ -41,26 +58,49 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
+def record(pyspy: str, pid: int, seconds: float, output: Path, kind: str) -> None:
+    subprocess.run([pyspy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                    "--rate", "1000", "--format", kind, "--output", str(output),
+                    "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
+
+
 def main(argv: list[str]) -> None:
-    monitors = int(argv[0]) if argv else 50
-    seconds = float(argv[1]) if len(argv) > 1 else 15.0
+    mode = argv[0] if argv else "fanout"
+    if mode not in ("fanout", "devices"):
+        raise SystemExit(f"unknown mode {mode!r}: use fanout or devices")
+    count = int(argv[1]) if len(argv) > 1 else (50 if mode == "fanout" else 200)
+    seconds = float(argv[2]) if len(argv) > 2 else 15.0
     pyspy = shutil.which("py-spy") or str(BIN / "py-spy")
-    server, token = startServer("profile", devices=1)
-    output = server.root / "profile.txt"
+    server, token = startServer("profile", devices=1 if mode == "fanout" else count)
+    raw = server.root / "profile.txt"
+    svg = server.root / "profile.svg"
+    recorders = [threading.Thread(target=record, args=(pyspy, server.pid, seconds, path, kind))
+                 for path, kind in ((raw, "raw"), (svg, "flamegraph"))]
+
+    def startRecording(elapsed: float) -> None:
+        # Record once the media flows, leaving out the clients' TLS
+        # handshakes and logins.  Two recorders, because py-spy writes one
+        # format a run.
+        if not recorders[0].is_alive() and not raw.exists():
+            for recorder in recorders:
+                recorder.start()
+
     try:
-        recorder = threading.Thread(target=subprocess.run, args=(
-            [pyspy, "record", "--pid", str(server.pid), "--duration", str(int(seconds)),
-             "--rate", "250", "--format", "raw", "--output", str(output), "--nonblocking"],),
-            kwargs={"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL})
-        recorder.start()
-        run = relayRun(server, token, 1, monitors, FRAME_4M, True, seconds + 1,
-                       monitorProcesses=1 if monitors < 50 else 2)
-        recorder.join()
+        if mode == "fanout":
+            run = relayRun(server, token, 1, count, FRAME_4M, True, seconds + 1.5,
+                           monitorProcesses=1 if count < 50 else 2, sample=startRecording)
+        else:
+            run = relayRun(server, token, count, 2, FRAME_2M, True, seconds + 1.5,
+                           monitorProcesses=2, sample=startRecording)
+        for recorder in recorders:
+            recorder.join()
     finally:
         server.stop()
-    print(f"fan-out {monitors}: {run['cpuPerGB']:.2f} CPU s per GB, "
-          f"core share {run['share']:.3f}")
-    print(summarize(output))
+    print(f"{mode} {count}: {run['cpuPerGB']:.2f} CPU s per GB, core share {run['share']:.3f}"
+          f" (both include py-spy's sampling overhead)")
+    print(f"flame graph: {svg}")
+    print(summarize(raw))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,13 @@ class Nginx:
         root.mkdir(parents=True, exist_ok=True)
         www = root / "www"
         www.mkdir(exist_ok=True)
+        # Started as root, nginx runs its worker as an unprivileged user, which
+        # gets 403 Permission denied under the mode 0700 tempRoot() directories.
+        readable = [root, www]
+        if root.parent.name.startswith("mrs-bench-"):
+            readable.append(root.parent)
+        for directory in readable:
+            os.chmod(directory, 0o755)  # noqa: S103 - test files, loopback only
         (www / "small").write_bytes(b"x" * 100)
         if fileSize:
             with open(www / "big.bin", "wb") as f:
@@ -164,10 +171,20 @@ def nginxSendCost(root: Path, key: str, cert: str, size: int) -> float:
         nginx.stop()
 
 
+def writtenBytes(pid: int) -> int:
+    """
+    Bytes process C{pid} has written so far (C{wchar} in /proc/PID/io).
+    """
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/io has no wchar line")
+
+
 def socatReceiveCost(root: Path, key: str, cert: str, size: int) -> float:
     """
     socat's CPU seconds per GB received over TLS (written to /dev/null),
-    from a Python sender.
+    from a Python sender.  The byte count is what socat wrote to /dev/null.
     """
     import socket
     import ssl
@@ -175,7 +192,7 @@ def socatReceiveCost(root: Path, key: str, cert: str, size: int) -> float:
     port = freePort()
     receiver = subprocess.Popen(
         ["socat", "-u", f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={cert},"
-         f"key={key},verify=0", "OPEN:/dev/null"])
+         f"key={key},verify=0", "OPEN:/dev/null"], stderr=subprocess.DEVNULL)
     try:
         context = ssl.create_default_context(cafile=cert)
         deadline = time.monotonic() + 10
@@ -187,17 +204,25 @@ def socatReceiveCost(root: Path, key: str, cert: str, size: int) -> float:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        block = bytes(256 * 1024)
+        sent = size // len(block) * len(block)
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             meter = Meter([receiver.pid])
+            written = writtenBytes(receiver.pid)
             meter.start()
-            block = bytes(256 * 1024)
             for _ in range(size // len(block)):
                 tls.sendall(block)
-            # Let socat read what is still in the socket buffers.
-            time.sleep(0.5)
+            # Wait until socat has written everything, so that the close
+            # below (a reset, because socat's session tickets are never read)
+            # cannot discard data in its receive buffer.
+            deadline = time.monotonic() + 30
+            while (received := writtenBytes(receiver.pid) - written) < sent:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"socat wrote {received} of {sent} bytes in 30 s")
+                time.sleep(0.01)
             meter.stop()
         receiver.wait(timeout=30)
-        return meter.cpu / (size // len(block) * len(block) / 1e9)
+        return meter.cpu / (received / 1e9)
     finally:
         if receiver.poll() is None:
             receiver.kill()

@@ -5,14 +5,16 @@ as a JSON-ready dict; L{Sizes} holds the sizes of a full or a quick run.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import references
-from bench.procs import LoadProcess, Meter, rssBytes, runLoad
+from bench.procs import LoadProcess, Meter, descendants, rssBytes, runLoad
 from bench.server import MrsServer
 
 #: Bytes per access unit: about 4 and 2 Mbit/s at 25 frames per second.
@@ -69,10 +71,11 @@ def split(count: int, parts: int) -> list[tuple[int, int]]:
 def relayRun(server: MrsServer, token: str, devices: int, monitorsPerDevice: int,
              frameSize: int, paced: bool, seconds: float,
              monitorProcesses: int = 1, stall: bool = False,
-             sample: Callable[[], None] | None = None) -> dict[str, Any]:
+             sample: Callable[[float], None] | None = None) -> dict[str, Any]:
     """
     Stream from C{devices} devices to C{monitorsPerDevice} monitors each for
-    C{seconds}; return the server's CPU and the monitors' counts.
+    C{seconds}; return the server's CPU and the monitors' counts.  Every
+    0.5 s, C{sample} gets the seconds since the monitors started.
     """
     deviceProcess = LoadProcess("devices", server.spec(
         first=0, count=devices, prefix="cam-", secret="bench-secret",
@@ -102,7 +105,7 @@ def relayRun(server: MrsServer, token: str, devices: int, monitorsPerDevice: int
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
             peak = max(peak, rssBytes([server.pid]))
             if sample is not None:
-                sample()
+                sample(time.monotonic() - meter.began)
         sent = deviceProcess.finish()
         time.sleep(0.5)
         received = [process.finish() for process in monitors]
@@ -188,7 +191,9 @@ def peerFanout(sizes: Sizes, key: str, cert: str) -> dict[str, Any]:
                                               "path": "/live/bench.flv"})
                 try:
                     viewers.waitReady()
-                    meter = Meter([nms.pid])
+                    # node runs its libuv and V8 worker threads as tasks of one
+                    # process; descendants() also catches any child process.
+                    meter = Meter(descendants(nms.pid))
                     meter.start()
                     viewers.command("go")
                     time.sleep(sizes.fanoutSeconds)
@@ -201,6 +206,7 @@ def peerFanout(sizes: Sizes, key: str, cert: str) -> dict[str, Any]:
             results[str(n)] = {"cpuPerGB": summary(values), "mbitPerViewer": summary(rates)}
     finally:
         nms.stop()
+        shutil.rmtree(root, ignore_errors=True)
     return results
 
 
@@ -304,19 +310,59 @@ def handshakes(sizes: Sizes) -> dict[str, Any]:
     return results
 
 
+#: Server log lines that say a monitor was disconnected for not reading
+#: (C{mrs.server.session}), and for sending nothing, which a monitor that
+#: stopped reading also does.
+STALL_MESSAGES = {"congested": "has not read for", "idle": "sent nothing for"}
+
+
+def serverDisconnects(logPath: Path) -> dict[str, int]:
+    """
+    Count the server's stalled and idle disconnects in its log.
+    """
+    counts = dict.fromkeys(STALL_MESSAGES, 0)
+    try:
+        text = logPath.read_text(errors="replace")
+    except OSError:
+        return counts
+    for line in text.splitlines():
+        for reason, message in STALL_MESSAGES.items():
+            if message in line:
+                counts[reason] += 1
+    return counts
+
+
 def slowMonitor(sizes: Sizes) -> dict[str, Any]:
     """
-    Benchmark 6: one of ten monitors stops reading during a 4 Mbit/s stream.
+    Benchmark 6: one of ten monitors stops reading during a 4 Mbit/s
+    stream.  The stalled client never sees the server's close, because it
+    does not read, so the disconnect is taken from the server's log.
     """
     server, token = startServer("slow", devices=1)
+    before = serverDisconnects(server.logPath)
+    seen: dict[str, float] = {}
+
+    def watchLog(elapsed: float) -> None:
+        counts = serverDisconnects(server.logPath)
+        for reason, count in counts.items():
+            if count > before[reason] and reason not in seen:
+                seen[reason] = elapsed
+
     try:
-        run = relayRun(server, token, 1, 10, FRAME_4M, True, sizes.slowSeconds, stall=True)
+        run = relayRun(server, token, 1, 10, FRAME_4M, True, sizes.slowSeconds, stall=True,
+                       sample=watchLog)
+        time.sleep(0.5)
+        after = serverDisconnects(server.logPath)
     finally:
         server.stop()
+    first = min(seen.items(), key=lambda item: item[1]) if seen else None
     return {"seconds": sizes.slowSeconds, "rssGrowth": run["rssPeak"] - run["rssBefore"],
             "rssBefore": run["rssBefore"], "rssPeak": run["rssPeak"],
             "droppedOthers": run["gaps"], "othersClosed": run["closed"],
-            "stalledDisconnected": run["stalledClosed"]}
+            "serverDisconnects": {reason: after[reason] - before[reason] for reason in after},
+            "stalledDisconnected": first is not None,
+            "disconnectReason": first[0] if first else None,
+            "secondsToDisconnect": first[1] if first else None}
 
 
 def admin(sizes: Sizes) -> dict[str, Any]:
