@@ -54,7 +54,7 @@ GOP_CACHE_LIMIT = 16 * 1024 * 1024
 #: A timestamp this far ahead of the previous one (microseconds) is a jump.
 TIMESTAMP_JUMP = 10_000_000
 
-#: Seconds a device has to answer a command.
+#: Seconds a device has to return a command's result.
 COMMAND_TIMEOUT = 30.0
 
 
@@ -87,7 +87,7 @@ class RelayError(Exception):
 
 class DevicePeer(Protocol):
     """
-    What the hub needs of a device's session.
+    The interface the hub uses to reach a device's session.
     """
 
     address: str
@@ -101,7 +101,7 @@ class DevicePeer(Protocol):
 
 class MonitorPeer(Protocol):
     """
-    What the hub needs of a monitor's session.
+    The interface the hub uses to reach a monitor's session.
     """
 
     address: str
@@ -267,7 +267,7 @@ class Hub:
                           source=source)
             self._eventToViewers(entry, {"type": "event", "event": "device_online",
                                          "device": deviceId, "source": source})
-            self._startWanted(entry)
+            self._startNeeded(entry)
             return entry
 
         old = entry.peer
@@ -303,14 +303,14 @@ class Hub:
                               "device": entry.deviceId, "source": entry.source})
         for monitor in subscribers:
             monitor.peer.queue.sendControl(frame)
-        self._startWanted(entry)
+        self._startNeeded(entry)
 
     def deviceDisconnected(self, entry: DeviceEntry, peer: DevicePeer,
                            clean: bool = False) -> None:
         """
         Detach a device session that closed.  Its subscribers stay for the
-        reconnect grace period, unless the device said bye (C{clean}): then
-        it goes offline at once.
+        reconnect grace period, unless the device sent bye (C{clean}), in
+        which case it goes offline at once.
         """
         if entry.peer is not peer:
             return
@@ -361,7 +361,7 @@ class Hub:
             self._eventToViewers(entry, {"type": "event", "event": "tracks_changed",
                                          "device": entry.deviceId, "source": entry.source,
                                          "tracks": trackSpecs(announced)})
-        self._startWanted(entry)
+        self._startNeeded(entry)
 
     def deviceMedia(self, entry: DeviceEntry, frame: MediaFrame) -> None:
         """
@@ -468,17 +468,17 @@ class Hub:
 
     # On-demand streaming
 
-    def _wanted(self, entry: DeviceEntry, name: str) -> bool:
+    def _trackNeeded(self, entry: DeviceEntry, name: str) -> bool:
         if name == "location":
             return self.locationAlwaysOn or bool(entry.locationSubscribers)
         state = entry.tracks.get(MEDIA_TRACKS[name])
         return state is not None and bool(state.subscribers)
 
-    def _startWanted(self, entry: DeviceEntry) -> None:
+    def _startNeeded(self, entry: DeviceEntry) -> None:
         if entry.peer is None:
             return
         for name in ("video", "audio", "location"):
-            if name in entry.announced and self._wanted(entry, name):
+            if name in entry.announced and self._trackNeeded(entry, name):
                 self._sendStart(entry, name)
 
     def _sendStart(self, entry: DeviceEntry, name: str) -> None:

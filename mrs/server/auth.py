@@ -48,7 +48,7 @@ class LoginFailed(Exception):
 @dataclass(frozen=True)
 class Principal:
     """
-    Who a session logged in as.
+    The identity a session logged in with.
     """
 
     role: str

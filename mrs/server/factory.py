@@ -2,7 +2,7 @@
 The client factory: one per client port, sharing the hub, the
 authenticator and the settings.
 
-Devices and monitors use the same ports and the same session class; the
+Devices and monitors use the same ports and the same session class.  The
 role is chosen at login, so one factory per port reads cleaner than a
 factory per role.
 """

@@ -1,5 +1,5 @@
 """
-What a logged-in client may do, by role.
+The behaviour of a logged-in client, by role.
 
 L{ClientSession} hands every message after login to one of these objects.
 They translate protocol messages into hub calls and hub results into
@@ -46,7 +46,7 @@ class Role:
 class DeviceRole(Role):
     """
     A capture device: announces tracks, publishes media and locations,
-    answers commands.
+    returns command results.
     """
 
     acceptsMedia = True

@@ -439,8 +439,8 @@ class ClientSession(Protocol):
             self.fatal("idle_timeout", f"nothing received for {settings.idleTimeout:g} seconds",
                        abort=True)
             return
-        # Ping a quiet client so that it answers, and ping a busy device that
-        # gets nothing else from us so that it sees the server is alive.
+        # Ping a quiet client so that it sends a pong, and ping a busy device
+        # that gets nothing else from us so that it sees the server is alive.
         quiet = max(silent, now - self._lastSent)
         if quiet >= settings.keepaliveInterval and self.state is not State.HELLO:
             self.sendMessage({"type": "ping"})
