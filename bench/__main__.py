@@ -36,8 +36,8 @@ def ratio(a: Any, b: Any) -> float | None:
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     """
-    Each target with the measured figure and whether it was met (None when
-    it was not measured).
+    Return each target with the measured figure and whether it was met
+    (None when it was not measured).
     """
     out: list[tuple[str, str, bool | None]] = []
     paced = results.get("fanout", {}).get("paced", {})
@@ -80,9 +80,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
 
 def table(results: dict[str, Any]) -> str:
     """
-    The results as text: medians with (min-max) over the runs.
+    Format the results as text: medians with (min-max) over the runs.
     """
-    lines = []
+    lines: list[str] = []
     add = lines.append
     limit = results.get("limit", {})
     if limit and "error" not in limit:

@@ -2,7 +2,9 @@
 Profile the server under load with py-spy: C{python -m bench.profile
 fanout [N] [SECONDS]} streams one 4 Mbit/s device to N monitors (default
 50); C{python -m bench.profile devices [N] [SECONDS]} streams N devices
-(default 200) at 2 Mbit/s to two monitors each.  It records the server's
+(default 200) at 2 Mbit/s to two monitors each; C{python -m bench.profile
+handshakes [ec-p256|rsa2048] [SECONDS]} runs two C{openssl s_time -new}
+loops against a server with that key type.  It records the server's
 threads with py-spy while they run (idle samples, such as waiting in
 epoll, are left out) and prints the functions with the most samples, by
 own time and by total time.  The raw samples and a flame graph stay in the
@@ -20,6 +22,7 @@ import threading
 from pathlib import Path
 
 from bench.procs import BIN
+from bench.references import handshakeRate
 from bench.suite import FRAME_2M, FRAME_4M, relayRun, startServer
 
 
@@ -67,38 +70,49 @@ def record(pyspy: str, pid: int, seconds: float, output: Path, kind: str) -> Non
 
 def main(argv: list[str]) -> None:
     mode = argv[0] if argv else "fanout"
-    if mode not in ("fanout", "devices"):
-        raise SystemExit(f"unknown mode {mode!r}: use fanout or devices")
-    count = int(argv[1]) if len(argv) > 1 else (50 if mode == "fanout" else 200)
+    defaults = {"fanout": "50", "devices": "200", "handshakes": "ec-p256"}
+    if mode not in defaults:
+        raise SystemExit(f"unknown mode {mode!r}: use fanout, devices or handshakes")
+    size = argv[1] if len(argv) > 1 else defaults[mode]
     seconds = float(argv[2]) if len(argv) > 2 else 15.0
     pyspy = shutil.which("py-spy") or str(BIN / "py-spy")
-    server, token = startServer("profile", devices=1 if mode == "fanout" else count)
+    if mode == "handshakes":
+        server, token = startServer("profile", keyType=size)
+    else:
+        server, token = startServer("profile", devices=1 if mode == "fanout" else int(size))
     raw = server.root / "profile.txt"
     svg = server.root / "profile.svg"
+    # Two recorders, because py-spy writes one format a run.
     recorders = [threading.Thread(target=record, args=(pyspy, server.pid, seconds, path, kind))
                  for path, kind in ((raw, "raw"), (svg, "flamegraph"))]
+    started: list[float] = []
 
-    def startRecording(elapsed: float) -> None:
+    def startRecording(elapsed: float = 0.0) -> None:
         # Record once the media flows, leaving out the clients' TLS
-        # handshakes and logins.  Two recorders, because py-spy writes one
-        # format a run.
-        if not recorders[0].is_alive() and not raw.exists():
+        # handshakes and logins.
+        if not started:
+            started.append(elapsed)
             for recorder in recorders:
                 recorder.start()
 
     try:
         if mode == "fanout":
-            run = relayRun(server, token, 1, count, FRAME_4M, True, seconds + 1.5,
-                           monitorProcesses=1 if count < 50 else 2, sample=startRecording)
-        else:
-            run = relayRun(server, token, count, 2, FRAME_2M, True, seconds + 1.5,
+            run = relayRun(server, token, 1, int(size), FRAME_4M, True, seconds + 1.5,
+                           monitorProcesses=1 if int(size) < 50 else 2, sample=startRecording)
+            figure = f"{run['cpuPerGB']:.2f} CPU s per GB, core share {run['share']:.3f}"
+        elif mode == "devices":
+            run = relayRun(server, token, int(size), 2, FRAME_2M, True, seconds + 1.5,
                            monitorProcesses=2, sample=startRecording)
+            figure = f"{run['cpuPerGB']:.2f} CPU s per GB, core share {run['share']:.3f}"
+        else:
+            startRecording()
+            rate, share = handshakeRate(server.tlsPort, seconds, [server.pid])
+            figure = f"{rate:.0f} handshakes per core-second, core share {share:.3f}"
         for recorder in recorders:
             recorder.join()
     finally:
         server.stop()
-    print(f"{mode} {count}: {run['cpuPerGB']:.2f} CPU s per GB, core share {run['share']:.3f}"
-          f" (both include py-spy's sampling overhead)")
+    print(f"{mode} {size}: {figure} (with py-spy's sampling overhead)")
     print(f"flame graph: {svg}")
     print(summarize(raw))
 

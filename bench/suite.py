@@ -1,6 +1,6 @@
 """
 The benchmarks.  Each function runs one benchmark and returns its figures
-as a JSON-ready dict; L{Sizes} holds the sizes of a full or a quick run.
+as a JSON-ready dict; L{Sizes} contains the sizes of a full or a quick run.
 """
 
 from __future__ import annotations
@@ -310,9 +310,9 @@ def handshakes(sizes: Sizes) -> dict[str, Any]:
     return results
 
 
-#: Server log lines that say a monitor was disconnected for not reading
-#: (C{mrs.server.session}), and for sending nothing, which a monitor that
-#: stopped reading also does.
+#: Parts of the server's log messages (C{mrs.server.session}) when it
+#: disconnects a monitor for not reading, and for sending nothing, which a
+#: monitor that stopped reading also does.
 STALL_MESSAGES = {"congested": "has not read for", "idle": "sent nothing for"}
 
 
@@ -387,8 +387,8 @@ def admin(sizes: Sizes) -> dict[str, Any]:
 
 def limit(sizes: Sizes, key: str, cert: str) -> dict[str, Any]:
     """
-    The limit: AES-GCM speed of one core, nginx sending and socat receiving
-    over TLS, in CPU seconds per GB.
+    Measure the limit: AES-GCM speed of one core, nginx sending and socat
+    receiving over TLS, in CPU seconds per GB.
     """
     size = 1_000_000_000
     root = references.tempRoot("limit")
@@ -406,7 +406,8 @@ def limit(sizes: Sizes, key: str, cert: str) -> dict[str, Any]:
 
 def certificatePair() -> tuple[MrsServer, str, str]:
     """
-    A stopped server whose RSA key and certificate the references use.
+    Start and stop a server, so that the references can use its RSA key and
+    certificate.
     """
     server = MrsServer(references.tempRoot("pair"))
     server.start()
