@@ -31,9 +31,9 @@ from typing import Any
 
 from mrs.client.sources import ItemReader, identify
 from mrs.media.gpx import parseNdjsonLine
-from mrs.media.isotime import formatTime
 from mrs.media.nmea import Fix
 from mrs.server.locations import LocationPolicy
+from mrs.wire import Location, MessageError
 
 #: The sample files, in the source tree.
 SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -321,8 +321,11 @@ def relayedLocations(fixes: list[Fix], deviceId: str = "device") -> list[Fix]:
     now = time.time()
     result = []
     for fix in fixes:
-        message = {"lat": fix.lat, "lon": fix.lon, "time": formatTime(fix.time),
-                   "valid": fix.valid}
+        # The same message the device client sends for this fix.
+        try:
+            message = Location(**fix.locationFields()).toDict()
+        except MessageError:
+            continue
         if policy(entry, message, now) is None:
             result.append(fix)
     return result

@@ -559,8 +559,10 @@ class LocationTests(SynchronousTestCase):
             self._send(device)
         self._send(device, time="1970-01-01T00:00:05Z", lat=45.0)
         self.assertEqual(len(alice.messages()), 1)
-        history = core.hub.validateLocation.history["cam-1"]
-        self.assertEqual([h["lat"] for h in history], [45.0])
+        tracker = core.hub.validateLocation.trackers["cam-1"]
+        self.assertEqual([h.lat for h in tracker.history], [45.0, 46.05])
+        self.assertEqual(tracker.current.lat, 46.05)
+        self.assertEqual((tracker.counters.duplicates, tracker.counters.history), (9, 1))
 
     def test_latestLocationOnSubscribe(self) -> None:
         core = ServerCore()
