@@ -48,14 +48,15 @@ from mrs.admin.base import (
 from mrs.admin.sessions import (
     ACCOUNT_FAILURE_LIMIT,
     ADDRESS_FAILURE_LIMIT,
+    THROTTLE_WINDOW,
     AdminSession,
-    LoginThrottle,
     SessionManager,
     digest,
     tokensEqual,
 )
 from mrs.passwords import MIN_PASSWORD_LENGTH
 from mrs.store.models import User
+from mrs.throttle import LoginThrottle
 
 #: Cookie of a signed-in session.  The C{__Host-} prefix makes browsers
 #: insist on Secure, Path=/ and no Domain.
@@ -162,8 +163,8 @@ class AdminApp:
         self.sessions = SessionManager(
             reactor, config.session_idle_timeout, config.session_max_age
         )
-        self.accountThrottle = LoginThrottle(reactor, ACCOUNT_FAILURE_LIMIT)
-        self.addressThrottle = LoginThrottle(reactor, ADDRESS_FAILURE_LIMIT)
+        self.accountThrottle = LoginThrottle(reactor, ACCOUNT_FAILURE_LIMIT, THROTTLE_WINDOW)
+        self.addressThrottle = LoginThrottle(reactor, ADDRESS_FAILURE_LIMIT, THROTTLE_WINDOW)
         self._dummyHash: str | None = None
         self._static = _loadStatic()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from mrs.passwords import verifyPasswordInThread
+from mrs.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from mrs.server.session import ClientSession
@@ -57,37 +57,6 @@ class Principal:
     isAdmin: bool = False
 
 
-class LoginThrottle:
-    """
-    Counts failed logins per source address over a sliding minute.
-    """
-
-    window = 60.0
-
-    def __init__(self, clock: IReactorTime, limit: int) -> None:
-        self.clock = clock
-        self.limit = limit
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, address: str) -> deque[float]:
-        now = self.clock.seconds()
-        failures = self._failures.get(address)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[address]
-        return failures
-
-    def blocked(self, address: str) -> bool:
-        return len(self._recent(address)) >= self.limit
-
-    def failed(self, address: str) -> None:
-        self._recent(address)
-        self._failures.setdefault(address, deque()).append(self.clock.seconds())
-
-
 class Authenticator:
     """
     Checks client logins against the store.
@@ -104,7 +73,7 @@ class Authenticator:
         self.reactor = reactor
         self.allowPlaintext = allowPlaintext
         self.failureDelay = failureDelay
-        self.throttle = LoginThrottle(reactor, failuresPerMinute)
+        self.throttle = LoginThrottle(reactor, failuresPerMinute, window=60.0)
         self.tokenLifetime = tokenLifetime
         self.tlsPortNumber = tlsPortNumber
         self.metrics = metrics
