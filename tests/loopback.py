@@ -107,7 +107,7 @@ class RawClient(Protocol):
         self.receivedBytes = 0
         self.preambleSent = False
         self.lost = False
-        #: Answer the server's keepalive pings, as real clients do.
+        #: Reply to the server's keepalive pings with pong, as real clients do.
         self.autoPong = True
 
     def connectionMade(self) -> None:
@@ -119,7 +119,7 @@ class RawClient(Protocol):
             if isinstance(item, InvalidMessage):
                 raise AssertionError(f"invalid message from the server: {item.error}")
             if self.autoPong and not isinstance(item, MediaFrame) and item.TYPE == "ping":
-                # Keepalive: answer like a real client, record nothing.
+                # Keepalive: reply like a real client and record nothing.
                 self.send({"type": "pong"})
                 continue
             self.items.append(item if isinstance(item, MediaFrame) else item.toDict())

@@ -157,7 +157,7 @@ class AbuseTests(LoopbackTestCase):
     @inlineCallbacks
     def test_silentClientClosed(self):  # type: ignore[no-untyped-def]
         """
-        A client that connects and says nothing is closed by the idle or
+        A client that connects and sends nothing is closed by the idle or
         login timeout.
         """
         client = yield self.client(tls=False)

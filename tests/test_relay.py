@@ -67,7 +67,8 @@ class FanOutTests(SynchronousTestCase):
 
     def test_manyDevicesToOneMonitor(self) -> None:
         """
-        One monitor subscribed to two devices tells them apart by source.
+        One monitor subscribed to two devices receives each device's frames
+        with that device's source number.
         """
         core = ServerCore()
         core.store.addRule("user", "alice", "device", "cam-2", ["video"], actor="test")
@@ -284,8 +285,8 @@ class GopCacheTests(SynchronousTestCase):
 class ReconnectTests(SynchronousTestCase):
     def test_duplicateLoginReplaces(self) -> None:
         """
-        A second login as the same device closes the first with replaced;
-        subscribers stay, get stream_restarted, and the new stream starts
+        A second login as the same device closes the first with replaced.
+        Subscribers stay and get stream_restarted, and the new stream starts
         at a keyframe marked as a discontinuity.
         """
         core = ServerCore()
@@ -345,8 +346,8 @@ class ReconnectTests(SynchronousTestCase):
 class OnDemandTests(SynchronousTestCase):
     def test_startAndStopWithLinger(self) -> None:
         """
-        The device is told to start video at the first subscriber and to
-        stop it the linger time after the last one leaves.
+        The device gets start for video at the first subscriber and stop
+        the linger time after the last one leaves.
         """
         core = ServerCore(linger=5.0)
         device = core.device()
@@ -616,7 +617,7 @@ class LiveSettingTests(SynchronousTestCase):
 class ByeTests(SynchronousTestCase):
     def test_byeGoesOfflineAtOnce(self) -> None:
         """
-        A device that says bye is offline at once, without the reconnect
+        A device that sends bye is offline at once, without the reconnect
         grace period.
         """
         core = ServerCore(grace=30.0)

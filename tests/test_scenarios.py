@@ -2,9 +2,9 @@
 Relay scenarios drawn from failures seen in real media relays, run against
 the real server on 127.0.0.1 with real TLS and the recorded H.264 sample.
 
-The sample is about 0.6 Mbit/s; the tests pad each access unit with an
-H.264 filler NAL unit (type 12), which decoders skip, to stream at about
-4 Mbit/s while staying decodable.
+The sample is about 0.6 Mbit/s.  The tests pad each access unit with an
+H.264 filler NAL unit (type 12), which decoders skip, so the stream runs at
+about 4 Mbit/s and stays decodable.
 """
 
 from __future__ import annotations
@@ -201,8 +201,8 @@ class PausedMonitorScenario(ScenarioTestCase):
     def test_pausedThirtySecondsResumesAtKeyframe(self):  # type: ignore[no-untyped-def]
         """
         A monitor that reads nothing for 30 s of a 4 Mbit/s stream leaves
-        the server's queue within its limit and its memory bounded; the
-        other monitor gets every frame; when it reads again its first new
+        the server's queue within its limit and its memory bounded.  The
+        other monitor gets every frame.  When it reads again, its first new
         frame is a keyframe and its whole output decodes cleanly.
         """
         streamer = yield self.streamingDevice()

@@ -65,7 +65,7 @@ class ConfigTests(SynchronousTestCase):
 
     def test_sampleFileIsComplete(self) -> None:
         """
-        etc/mrs.ini holds every key with its default, as generated from the
+        etc/mrs.ini contains every key with its default, as generated from the
         schema, and loads to the defaults.
         """
         sample = (ROOT / "etc" / "mrs.ini").read_text()
@@ -192,7 +192,7 @@ class ServiceTreeTests(SynchronousTestCase):
         """
         makeService builds one MultiService whose children are, in order,
         the store, TLS material, permissions, hub, client listeners, admin
-        site and metrics; building it touches no port and no file.
+        site and metrics.  Building it touches no port and no file.
         """
         dataDir = self.mktemp()
         path = self.mktemp()

@@ -68,7 +68,9 @@ def trackSpecs(announced: dict[str, str]) -> list[dict[str, str]]:
 
 def controlFrame(message: dict[str, Any]) -> bytes:
     """
-    Encode a server-built control message as a whole frame.
+    Encode a server-built control message as a whole frame.  Unlike
+    L{mrs.wire.encodeMessage}, it does not build and check a message object,
+    because the hub builds these itself, often once per frame or location.
     """
     payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return FRAME_HEADER.pack(FRAME_CONTROL, 0, 0, len(payload)) + payload

@@ -16,9 +16,9 @@ the device sends), frames wait here, up to C{limit} bytes.  Past the limit:
  - control messages are always queued, within a separate, generous bound.
 
 A queue paused for longer than C{congestionTimeout} without any progress
-calls C{onStalled}, and the session disconnects the monitor.  Nothing
-here blocks the caller, so the device and the other monitors never wait
-for a slow one.
+calls C{onStalled}, and the session disconnects the monitor.  A full
+queue drops frames instead of pushing back on the hub, so the device and
+the other monitors never wait for a slow one.
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ class DeviceRole(Role):
         self.hub.deviceMedia(self.entry, frame)
 
     def connectionLost(self) -> None:
-        self.hub.deviceDisconnected(self.entry, self.session, clean=self.session.saidBye)
+        self.hub.deviceDisconnected(self.entry, self.session, clean=self.session.sentBye)
         self.log.info("logout: device {device} from {address}", device=self.deviceId,
                       address=self.session.address)
 

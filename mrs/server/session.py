@@ -121,7 +121,7 @@ class ClientSession(Protocol):
         self._closeTimer: Any = None
         self.principal: Any = None
         #: The client closed on purpose with C{bye}.
-        self.saidBye = False
+        self.sentBye = False
         #: Fires when the connection has closed.
         self.closed: Deferred[None] = Deferred()
 
@@ -273,7 +273,7 @@ class ClientSession(Protocol):
         elif kind == "pong":
             pass
         elif kind == "bye":
-            self.saidBye = True
+            self.sentBye = True
             self.log.info("connection {session} from {address} said bye: {reason}",
                           session=self.sessionId, address=self.address,
                           reason=message.get("reason", ""))
@@ -439,8 +439,8 @@ class ClientSession(Protocol):
             self.fatal("idle_timeout", f"nothing received for {settings.idleTimeout:g} seconds",
                        abort=True)
             return
-        # Ping a quiet client so that it sends a pong, and ping a busy device
-        # that gets nothing else from us so that it sees the server is alive.
+        # Ping a quiet client so that it sends a pong.  Ping a busy device that
+        # gets nothing else from us too, or its own idle check would drop us.
         quiet = max(silent, now - self._lastSent)
         if quiet >= settings.keepaliveInterval and self.state is not State.HELLO:
             self.sendMessage({"type": "ping"})

@@ -13,7 +13,7 @@ from mrs.store.errors import InvalidValue
 Role = Literal["admin", "operator"]
 ROLES: tuple[str, ...] = ("admin", "operator")
 
-#: What a rule can grant a user on a device.
+#: The rights a rule can grant a user on a device.
 RIGHTS: tuple[str, ...] = ("video", "audio", "location", "control", "talk")
 
 GroupKind = Literal["user", "device"]
