@@ -161,8 +161,9 @@ class SlowMonitorScenarios(ScenarioTestCase):
                   if s.principal is not None and s.principal.name == "alice"]
         peak = 0
         # The socket buffers of both ends take a few megabytes before the
-        # server's queue fills; ten slow seconds are enough to overflow it.
-        for _ in range(100):
+        # server's queue fills (Linux lets a send buffer grow to 4 MiB, eight
+        # seconds of this stream); fifteen slow seconds overflow it.
+        for _ in range(150):
             yield sleep(0.1)
             peak = max(peak, *(q.queuedBytes for q in queues))
         slowReads.stop()

@@ -37,6 +37,7 @@ from mrs.ready import Readiness
 from mrs.relay.hub import Hub
 from mrs.server.auth import Authenticator
 from mrs.server.factory import ClientFactory, SessionSettings, portNumber
+from mrs.server.transport import RelayTLSFactory, sendDirectly
 from mrs.store.errors import StoreError
 
 #: ALPN protocol ids: our client ports, and HTTP/1.1 on the admin port.
@@ -244,6 +245,7 @@ class ListenerService(Service):
         for label, description, factoryMaker in self.listeners:
             endpoint = serverFromString(self.reactor, description)
             port = yield endpoint.listen(factoryMaker())
+            sendDirectly(port)
             self.ports.append(port)
             address = port.getHost()
             self.log.info("{label} listening on {host} port {port}", label=label,
@@ -313,11 +315,11 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
                              tls.serverCreator(CLIENT_ALPN), tlsPort=False,
                              registry=registry, metrics=metrics)
 
-    def tlsFactory() -> TLSMemoryBIOFactory:
+    def tlsFactory() -> RelayTLSFactory:
         inner = ClientFactory(reactor, hub, authenticator, settings,
                               tls.serverCreator(CLIENT_ALPN), tlsPort=True,
                               registry=registry, metrics=metrics)
-        return TLSMemoryBIOFactory(tls.serverCreator(CLIENT_ALPN), False, inner)
+        return RelayTLSFactory(tls.serverCreator(CLIENT_ALPN), False, inner)
 
     clients = ListenerService(
         "client listeners", reactor,

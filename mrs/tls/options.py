@@ -115,6 +115,20 @@ def _restrictGroups(context: SSL.Context) -> None:
             return
 
 
+def _writeWholeBuffers(context: SSL.Context) -> None:
+    # pyOpenSSL turns on OpenSSL's partial writes, so SSL_write returns after
+    # each record of at most 16 KiB and a 20 kB video frame takes two calls
+    # through pyOpenSSL for every monitor.  The server's TLS layers write
+    # into memory BIOs, where a write always completes, so whole-buffer
+    # writes are safe and save those calls.  pyOpenSSL 26 has no API to
+    # clear a mode either.
+    from OpenSSL._util import lib
+
+    clearMode = getattr(lib, "SSL_CTX_clear_mode", None)
+    if clearMode is not None:
+        clearMode(context._context, lib.SSL_MODE_ENABLE_PARTIAL_WRITE)  # type: ignore[attr-defined]
+
+
 def _refusePassphrasePrompt(maxLength: int, verify: bool, userData: object) -> bytes:
     # OpenSSL would otherwise read a passphrase from the terminal and hang a
     # server that runs unattended.  Keys are decrypted by cryptography before
@@ -186,6 +200,7 @@ class ServedPair:
             context = options.getContext()
             context.set_passwd_cb(_refusePassphrasePrompt)
             _restrictGroups(context)
+            _writeWholeBuffers(context)
             # Set the list again with the security level, which
             # AcceptableCiphers drops.
             context.set_cipher_list(cipherString(self._minVersion).encode("ascii"))
