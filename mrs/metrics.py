@@ -43,6 +43,11 @@ class Metrics:
             "mrs_connections_opened", "Client connections accepted since start.",
             ["role", "encrypted"], registry=r,
         )
+        self.closedBeforeLoginTotal = Counter(
+            "mrs_connections_closed_before_login",
+            "Client connections that closed without logging in (probes, health checks, "
+            "failed handshakes and logins).", registry=r,
+        )
         self.logins = Counter(
             "mrs_logins", "Login attempts by role and result (ok or failed).",
             ["role", "result"], registry=r,
@@ -82,6 +87,12 @@ class Metrics:
         Count a client connection of C{role} as closed.
         """
         self.connections.labels(role=role, encrypted=_yesNo(encrypted)).dec()
+
+    def closedBeforeLogin(self) -> None:
+        """
+        Count a client connection that closed without logging in.
+        """
+        self.closedBeforeLoginTotal.inc()
 
     def connectionUpgraded(self, role: str) -> None:
         """

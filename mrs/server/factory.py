@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 
+from mrs.server.closelog import EarlyCloseLog
 from mrs.server.session import ClientSession
 
 
@@ -71,7 +72,8 @@ class ClientFactory(Factory):
 
     def __init__(self, reactor: IReactorTime, hub: Any, authenticator: Any,
                  settings: SessionSettings, tlsCreator: Any, *, tlsPort: bool,
-                 registry: set[ClientSession] | None = None, metrics: Any = None) -> None:
+                 registry: set[ClientSession] | None = None, metrics: Any = None,
+                 earlyCloses: EarlyCloseLog | None = None) -> None:
         self.reactor = reactor
         self.hub = hub
         self.authenticator = authenticator
@@ -80,6 +82,12 @@ class ClientFactory(Factory):
         self.tlsPort = tlsPort
         self.metrics = metrics
         self.sessions: set[ClientSession] = registry if registry is not None else set()
+        #: Logs connections that close before login; shared by the ports.
+        self.earlyCloses = (earlyCloses if earlyCloses is not None
+                            else EarlyCloseLog(reactor, metrics=metrics))
+
+    def stopFactory(self) -> None:
+        self.earlyCloses.flush()
 
     def buildProtocol(self, addr: Any) -> ClientSession:
         return ClientSession(self, self.tlsPort)

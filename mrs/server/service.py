@@ -36,6 +36,7 @@ from mrs.permissions import PermissionService
 from mrs.ready import Readiness
 from mrs.relay.hub import Hub
 from mrs.server.auth import Authenticator
+from mrs.server.closelog import EarlyCloseLog
 from mrs.server.factory import ClientFactory, SessionSettings, portNumber
 from mrs.server.transport import RelayTLSFactory, sendDirectly
 from mrs.store.errors import StoreError
@@ -310,15 +311,17 @@ def buildServices(config: Config, reactor: Any) -> list[IService]:
         tlsPortNumber=portNumber(config.client_tls_port), metrics=metrics,
     )
 
+    earlyCloses = EarlyCloseLog(reactor, metrics=metrics)
+
     def plaintextFactory() -> ClientFactory:
         return ClientFactory(reactor, hub, authenticator, settings,
                              tls.serverCreator(CLIENT_ALPN), tlsPort=False,
-                             registry=registry, metrics=metrics)
+                             registry=registry, metrics=metrics, earlyCloses=earlyCloses)
 
     def tlsFactory() -> RelayTLSFactory:
         inner = ClientFactory(reactor, hub, authenticator, settings,
                               tls.serverCreator(CLIENT_ALPN), tlsPort=True,
-                              registry=registry, metrics=metrics)
+                              registry=registry, metrics=metrics, earlyCloses=earlyCloses)
         return RelayTLSFactory(tls.serverCreator(CLIENT_ALPN), False, inner)
 
     clients = ListenerService(

@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 from mrs import __version__
 from mrs.relay.hub import controlFrame
 from mrs.relay.queue import OutboundQueue
+from mrs.server.closelog import CLOSE_FORMAT
 from mrs.wire import BadMagic, Decoder, InvalidMessage, MediaFrame, WireError
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ class ClientSession(Protocol):
         self._keepaliveTimer: Any = None
         self._lastReceived = 0.0
         self._lastSent = 0.0
+        self._openedAt = 0.0
         self._invalidTimes: list[float] = []
         self._suppressedInvalid = 0
         self._lastInvalidWarning = float("-inf")
@@ -143,10 +145,8 @@ class ClientSession(Protocol):
         )
         self._loginTimer = clock.callLater(settings.loginTimeout, self._loginTimedOut)
         self._keepaliveTimer = clock.callLater(settings.keepaliveInterval, self._keepalive)
+        self._openedAt = self._lastReceived
         self.factory.sessionOpened(self)
-        self.log.info("connection {session} from {address} on the {port} port",
-                      session=self.sessionId, address=self.address,
-                      port="TLS" if self.tlsPort else "plaintext")
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         previous = self.state
@@ -159,9 +159,18 @@ class ClientSession(Protocol):
         if self.role is not None:
             self.role.connectionLost()
         self.factory.sessionClosed(self)
-        self.log.info("connection {session} from {address} closed in state {state}: {reason}",
-                      session=self.sessionId, address=self.address, state=previous.value,
-                      reason=describeClose(reason, self.factory.settings.adminPortNumber))
+        # One line per connection, written when it ends; the login line
+        # marks the start of each logged-in session.  Lines of connections
+        # that never logged in are rationed (see mrs.server.closelog).
+        port = "TLS" if self.tlsPort else "plaintext"
+        duration = self.factory.reactor.seconds() - self._openedAt
+        why = describeClose(reason, self.factory.settings.adminPortNumber)
+        if self.principal is None:
+            self.factory.earlyCloses.closed(self.sessionId, self.address, self.host, port,
+                                            duration, previous.value, why)
+        else:
+            self.log.info(CLOSE_FORMAT, session=self.sessionId, address=self.address,
+                          port=port, duration=duration, state=previous.value, reason=why)
         self.closed.callback(None)
 
     # Input
