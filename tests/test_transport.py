@@ -16,6 +16,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.trial.unittest import TestCase
 
+from mrs.server import transport
 from mrs.server.transport import DirectTCPServer, RelayTLSFactory, RelayTLSProtocol, sendDirectly
 from mrs.wire import CODEC_H264, TRACK_VIDEO, MediaFrame
 from tests.loopback import LoopbackTestCase, sleep
@@ -129,19 +130,33 @@ def _serverCreator(keyPem: bytes, certPem: bytes) -> Any:
     )
 
 
-def countWrites(tcp: Any) -> list[int]:
+class CountingSocket:
     """
-    Record the size of every write made on C{tcp}, the TCP transport.
+    A socket proxy recording the size of every C{send}.
     """
-    sizes: list[int] = []
-    write = tcp.write
 
-    def recording(data: bytes) -> None:
-        sizes.append(len(data))
-        write(data)
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+        self.sends: list[int] = []
 
-    tcp.write = recording
-    return sizes
+    def send(self, data: Any) -> int:
+        sent = self.socket.send(data)
+        self.sends.append(sent)
+        return sent  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.socket, name)
+
+
+def countSends(testCase: TestCase, tcp: Any) -> list[int]:
+    """
+    Record the bytes each C{send()} on C{tcp}'s socket takes, until the end
+    of the test.
+    """
+    proxy = CountingSocket(tcp.socket)
+    tcp.socket = proxy
+    testCase.addCleanup(setattr, tcp, "socket", proxy.socket)
+    return proxy.sends
 
 
 class DirectTCPTests(ListenerMixin, TestCase):
@@ -197,8 +212,8 @@ class RelayTLSTests(ListenerMixin, TestCase):
     @inlineCallbacks
     def test_largeWriteIsOneTCPWrite(self):  # type: ignore[no-untyped-def]
         """
-        A 100 kB write, seven TLS records, reaches TCP as one write and
-        arrives intact.
+        A 100 kB write, seven TLS records, leaves in one send() and arrives
+        intact.
         """
         port, factory, _ = self.listen(tls=True)
         payload = os.urandom(100_000)
@@ -209,7 +224,7 @@ class RelayTLSTests(ListenerMixin, TestCase):
         server.transport.write(b"x")
         yield sleep(0.1)
         client.data.clear()
-        sizes = countWrites(server.transport.transport)
+        sizes = countSends(self, server.transport.transport)
         server.transport.write(payload)
         received = yield client.received
         self.assertEqual(received, payload)
@@ -234,7 +249,7 @@ class RelayTLSTests(ListenerMixin, TestCase):
     def test_flushBeyondEstimate(self):  # type: ignore[no-untyped-def]
         """
         When more records wait than the write that made them suggests, the
-        layer reads until OpenSSL has none left, still in one TCP write.
+        layer reads until OpenSSL has none left, still in one send().
         """
         port, factory, _ = self.listen(tls=True, greeting=b"hi")
         payload = os.urandom(300_000)
@@ -244,7 +259,7 @@ class RelayTLSTests(ListenerMixin, TestCase):
         client.data.clear()
         client.expected = len(payload)
         client.received = Deferred()
-        sizes = countWrites(server.transport.transport)
+        sizes = countSends(self, server.transport.transport)
         tls = server.transport
         done = 0
         while done < len(payload):
@@ -276,7 +291,7 @@ class ServerListenerTests(LoopbackTestCase):
     def test_frameEncryptedInOneCall(self):  # type: ignore[no-untyped-def]
         """
         With the server's own TLS settings a 100 kB frame takes one
-        encrypting call into OpenSSL and one TCP write, and arrives whole.
+        SSL_write and one send(), and arrives whole.
         """
         client = yield self.client(tls=True)
         client.send({"type": "hello", "versions": [1], "role": "monitor"})
@@ -284,17 +299,35 @@ class ServerListenerTests(LoopbackTestCase):
         [session] = self.server.services["client listeners"].sessions
         tls = session.transport
         calls: list[int] = []
-        send = tls._tlsConnection.send
+        sslWrite = transport._SSL_write
 
-        def countingSend(data: Any) -> int:
-            calls.append(len(data))
-            return send(data)  # type: ignore[no-any-return]
+        def countingWrite(ssl: Any, data: Any, size: int) -> int:
+            calls.append(size)
+            return sslWrite(ssl, data, size)  # type: ignore[no-any-return]
 
-        tls._tlsConnection.send = countingSend
-        sizes = countWrites(tls.transport)
+        self.patch(transport, "_SSL_write", countingWrite)
+        sizes = countSends(self, tls.transport)
         frame = MediaFrame(TRACK_VIDEO, CODEC_H264, 0, 1, 40_000, os.urandom(100_000))
         tls.write(frame.encode())
         yield client.waitFor(lambda: bool(client.frames()))
         self.assertEqual(client.frames(), [frame])
         self.assertEqual(calls, [len(frame.encode())])
+        self.assertEqual(len(sizes), 1)
+
+    @inlineCallbacks
+    def test_frameWithoutRawCalls(self):  # type: ignore[no-untyped-def]
+        """
+        Without the OpenSSL bindings the layer falls back to pyOpenSSL's
+        API, with the same result on the wire.
+        """
+        self.patch(transport, "_SSL_write", None)
+        client = yield self.client(tls=True)
+        client.send({"type": "hello", "versions": [1], "role": "monitor"})
+        yield client.waitForMessage("welcome")
+        [session] = self.server.services["client listeners"].sessions
+        sizes = countSends(self, session.transport.transport)
+        frame = MediaFrame(TRACK_VIDEO, CODEC_H264, 0, 1, 40_000, os.urandom(100_000))
+        session.transport.write(frame.encode())
+        yield client.waitFor(lambda: bool(client.frames()))
+        self.assertEqual(client.frames(), [frame])
         self.assertEqual(len(sizes), 1)

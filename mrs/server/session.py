@@ -107,6 +107,7 @@ class ClientSession(Protocol):
         self.encrypted = tlsPort
         self.sessionId = secrets.token_hex(4)
         self.address = ""
+        self.host = ""
         self.role: Role | None = None
         self.helloRole: str | None = None
         self.queue: OutboundQueue | None = None
