@@ -3,9 +3,9 @@ Transports tuned for relaying media to many monitors.
 
 A relayed frame is written once per monitor, so the cost of one write is
 paid tens of times per frame.  Twisted's stock transports favour many small
-writes: its TLS layer delays each write to the next reactor pass and then
+writes.  Its TLS layer delays each write to the next reactor pass and then
 encrypts it in 16 KiB slices, each read out of OpenSSL and handed to TCP
-separately, and its TCP layer always buffers and waits for the reactor to
+separately.  Its TCP layer always buffers and waits for the reactor to
 report the socket writable.  Profiles of the fan-out benchmark put most of
 the server's time there (see docs/benchmarks.rst).
 
@@ -180,6 +180,7 @@ class RelayTLSProtocol(TLSMemoryBIOProtocol):
                 or type(data) is not bytes or not data):
             super().write(data)
             return
+
         # The relay's path for each frame and monitor: encrypt the whole
         # frame (server contexts turn off partial writes), read the records
         # into a reused buffer and send them from there.
@@ -192,13 +193,16 @@ class RelayTLSProtocol(TLSMemoryBIOProtocol):
             # memory BIO go out first.
             super().write(data[written:] if written > 0 else data)
             return
+
         global _scratch
         room = size + (size >> 9) + _RECORD_OVERHEAD
         if len(_scratch) < room:
             _scratch = _ffi.new("char[]", room)
         got = _BIO_read(self._outgoing, _scratch, room)
+
         if got == room:
-            # More than expected waits (a session ticket came along).
+            # The memory BIO contains more than this write made: read the rest
+            # through pyOpenSSL.
             records = _ffi.buffer(_scratch, got)[:]
             self._flushRecords(0, records)
             return
@@ -231,7 +235,7 @@ class RelayTLSProtocol(TLSMemoryBIOProtocol):
         """
         Hand everything OpenSSL has encrypted to the transport in one write.
         C{written} is the number of application bytes just encrypted;
-        C{first} holds records already read out.
+        C{first} contains records already read out.
         """
         connection = self._tlsConnection
         # One read of the expected size empties the memory BIO in the usual
