@@ -80,9 +80,9 @@ class EarlyCloseLogTests(SynchronousTestCase):
         self.clock.advance(0.1)
         self.assertEqual(self.lines, [
             "4 more connections closed before logging in were not logged one by one (at "
-            "most 2 lines every 10 s): 3 closed in state hello: Connection lost.; 1 closed "
-            "in state hello: TLS handshake failed: wrong version number; 2 addresses, most "
-            "from 198.51.100.4 (3)",
+            "most 2 lines every 10 s): 3 closed in state hello: Connection lost; 1 closed "
+            "in state hello: TLS handshake failed: wrong version number; from 2 addresses, "
+            "most from 198.51.100.4 (3)",
         ])
         self.assertEqual(self.log.suppressed, 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -114,7 +114,8 @@ class EarlyCloseLogTests(SynchronousTestCase):
         self.log.flush()
         [summary] = self.lines[2:]
         self.assertIn(": 1 closed in state hello: reason 0; 1 closed in state hello: reason 1; "
-                      "1 closed in state hello: reason 2; 2 other reasons; 1 addresses", summary)
+                      "1 closed in state hello: reason 2; 2 other reasons; all from 192.0.2.7",
+                      summary)
 
     def test_flushWithNothingLeftOut(self) -> None:
         """
@@ -171,3 +172,54 @@ class SessionCloseLineTests(SynchronousTestCase):
         core.factory.doStop()
         self.assertEqual(core.factory.earlyCloses.suppressed, 0)
         self.assertIn("2 more connections closed before logging in", lines[-1])
+
+    def test_serverReasonReplacesTransportReason(self) -> None:
+        """
+        When the server closes a connection that has not logged in, its
+        reason is the one in the close line, and no separate warning is
+        written.
+        """
+        core = ServerCore()
+        lines = captureLines(self)
+        client = core.connect()
+        client.sendRaw(b"\x00\x01\x02\x03\x04\x05")
+        client.session.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(lines), 1)
+        self.assertRegex(lines[0], r"^connection [0-9a-f]{8} from 10\.0\.0\.7:40000 on the "
+                         r"plaintext port closed after 0\.0 s in state hello: did not start "
+                         r"with the MRS preamble$")
+
+    def test_loginTimeoutInCloseLine(self) -> None:
+        """
+        The close line gives a login timeout as the reason, and the
+        client gets the login_timeout error.
+        """
+        core = ServerCore(loginTimeout=15.0)
+        lines = captureLines(self)
+        client = core.connect()
+        client.hello("monitor")
+        core.clock.advance(15)
+        self.assertEqual(client.messages()[-1]["code"], "login_timeout")
+        client.session.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(lines), 1)
+        self.assertRegex(lines[0], r"closed after 15\.0 s in state auth: did not log in "
+                         r"within 15 s$")
+
+    def test_loggedInWarningsKept(self) -> None:
+        """
+        After login the server still warns, at once, when it closes a
+        connection, and the logout and close lines follow.
+        """
+        lines = captureLines(self)
+        core = ServerCore(keepaliveInterval=10.0, idleTimeout=30.0)
+        monitor = core.monitor()
+        del lines[:]
+        core.clock.advance(30)
+        monitor.session.connectionLost(Failure(ConnectionDone()))
+        self.assertRegex(lines[0], r"^connection [0-9a-f]{8} from 10\.0\.0\.7:40000 sent "
+                         r"nothing for 30 s; closing$")
+        self.assertRegex(lines[1], r": idle_timeout: nothing received for 30 seconds$")
+        self.assertEqual(lines[2], "logout: user alice from 10.0.0.7:40000")
+        self.assertRegex(lines[3], r"closed after 30\.0 s in state monitor: Connection was "
+                         r"closed cleanly\.$")
+        self.assertEqual(len(lines), 4)

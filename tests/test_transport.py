@@ -194,6 +194,20 @@ class DirectTCPTests(ListenerMixin, TestCase):
         received = yield client.received
         self.assertEqual(received, big + b"".join(tail))
 
+    @inlineCallbacks
+    def test_noWriteAfterAbort(self):  # type: ignore[no-untyped-def]
+        """
+        A write after abortConnection is dropped, as with Twisted's own
+        transport: the peer sees the reset and no data.
+        """
+        port, factory, _ = self.listen(tls=False)
+        client = yield self.connect(port, tls=False)
+        server = yield self.serverSide(factory)
+        server.transport.abortConnection()
+        server.transport.write(b"written after the abort")
+        yield client.lost
+        self.assertEqual(bytes(client.data), b"")
+
     def test_otherPortsUnchanged(self) -> None:
         """
         Only TCP ports get the direct transport; a UNIX socket port keeps

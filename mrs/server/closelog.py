@@ -8,9 +8,12 @@ bury the lines that matter.  They would also cost the server about 100
 microseconds of CPU time each, a sixth of a full ECDSA handshake (measured
 with bench/ through twistd's file log on 2 cores).  So such connections are logged one by one up to
 C{burst} in each C{interval}; past that they are counted, and one summary
-line at the end of the interval tells how many were left out, why they
-closed and which address sent the most.  Connections that logged in are
-always logged, as are the warnings about what a client did wrong.
+line at the end of the interval states how many were left out, why they
+closed and which address sent the most.  When the server closes such a
+connection (no preamble, an HTTP request, a login timeout), its reason
+replaces the transport's in the line and the summary.  Connections that
+logged in are always logged, with a warning for each reason the server
+closes them.
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ class EarlyCloseLog:
                           duration=duration, state=state, reason=reason)
             return
         self.suppressed += 1
-        self._reasons[f"in state {state}: {reason}"] += 1
+        # Twisted's reasons end with a full stop, which would sit before the
+        # summary's semicolons.
+        self._reasons[f"in state {state}: {reason.rstrip('.')}"] += 1
         self._hosts[host] += 1
         if self._timer is None:
             self._timer = self.clock.callLater(
@@ -89,12 +94,14 @@ class EarlyCloseLog:
         if len(self._reasons) > 3:
             reasons += f"; {len(self._reasons) - 3} other reasons"
         [(host, count)] = self._hosts.most_common(1)
+        addresses = len(self._hosts)
+        sources = (f"all from {host}" if addresses == 1
+                   else f"from {addresses} addresses, most from {host} ({count})")
         self.log.info(
             "{count} more connections closed before logging in were not logged one by "
-            "one (at most {burst} lines every {interval:g} s): {reasons}; {addresses} "
-            "addresses, most from {host} ({hostCount})",
+            "one (at most {burst} lines every {interval:g} s): {reasons}; {sources}",
             count=self.suppressed, burst=self.burst, interval=self.interval,
-            reasons=reasons, addresses=len(self._hosts), host=host, hostCount=count)
+            reasons=reasons, sources=sources)
         self.suppressed = 0
         self._reasons.clear()
         self._hosts.clear()

@@ -117,6 +117,8 @@ class ClientSession(Protocol):
         self._lastReceived = 0.0
         self._lastSent = 0.0
         self._openedAt = 0.0
+        #: Why the server closed a connection that had not logged in.
+        self._closeReason: str | None = None
         self._invalidTimes: list[float] = []
         self._suppressedInvalid = 0
         self._lastInvalidWarning = float("-inf")
@@ -165,7 +167,10 @@ class ClientSession(Protocol):
         # that never logged in are rationed (see mrs.server.closelog).
         port = "TLS" if self.tlsPort else "plaintext"
         duration = self.factory.reactor.seconds() - self._openedAt
-        why = describeClose(reason, self.factory.settings.adminPortNumber)
+        if self._closeReason is not None:
+            why = self._closeReason
+        else:
+            why = describeClose(reason, self.factory.settings.adminPortNumber)
         if self.principal is None:
             self.factory.earlyCloses.closed(self.sessionId, self.address, self.host, port,
                                             duration, previous.value, why)
@@ -187,8 +192,9 @@ class ClientSession(Protocol):
             self._rejectForeign(e)
             return
         except WireError as e:
-            self.log.warn("connection {session} from {address}: protocol violation: {error}",
-                          session=self.sessionId, address=self.address, error=str(e))
+            self._reportClose(f"protocol violation: {e}",
+                              "connection {session} from {address}: protocol violation: {error}",
+                              error=str(e))
             self.fatal(e.code, str(e))
             return
         for index, item in enumerate(items):
@@ -216,9 +222,10 @@ class ClientSession(Protocol):
         recent.append(now)
         self._invalidTimes = recent
         if len(recent) > MAX_INVALID_MESSAGES:
-            self.log.warn("connection {session} from {address} sent {count} invalid messages "
-                          "in {window:g} s; closing", session=self.sessionId,
-                          address=self.address, count=len(recent), window=INVALID_WINDOW)
+            self._reportClose(
+                f"sent {len(recent)} invalid messages in {INVALID_WINDOW:g} s",
+                "connection {session} from {address} sent {count} invalid messages in "
+                "{window:g} s; closing", count=len(recent), window=INVALID_WINDOW)
             self.fatal("bad_frame", f"more than {MAX_INVALID_MESSAGES} invalid messages in "
                                     f"{INVALID_WINDOW:g} seconds")
             return
@@ -235,13 +242,17 @@ class ClientSession(Protocol):
 
     def _rejectForeign(self, error: BadMagic) -> None:
         if error.kind == "tls":
-            self.log.warn("connection {session} from {address} sent a TLS ClientHello to the "
-                          "plaintext port; closing.  TLS clients must use the TLS port {port}, "
-                          "or send starttls here first", session=self.sessionId,
-                          address=self.address, port=self.factory.authenticator.tlsPortNumber)
+            port = self.factory.authenticator.tlsPortNumber
+            self._reportClose(
+                f"sent a TLS ClientHello to the plaintext port.  TLS clients must use the TLS "
+                f"port {port}, or send starttls here first",
+                "connection {session} from {address} sent a TLS ClientHello to the plaintext "
+                "port; closing.  TLS clients must use the TLS port {port}, or send starttls "
+                "here first", port=port)
         elif error.kind == "http":
-            self.log.warn("connection {session} from {address} sent an HTTP request to the "
-                          "client port; closing", session=self.sessionId, address=self.address)
+            self._reportClose("sent an HTTP request to the client port",
+                              "connection {session} from {address} sent an HTTP request to the "
+                              "client port; closing")
             body = (
                 "This port speaks the MRS media relay protocol, not HTTP. "
                 f"The admin web UI is at https://<server>:{self.factory.settings.adminPortNumber}"
@@ -253,8 +264,9 @@ class ClientSession(Protocol):
                 + b"\r\n\r\n" + body
             )
         else:
-            self.log.warn("connection {session} from {address} did not start with the MRS "
-                          "preamble; closing", session=self.sessionId, address=self.address)
+            self._reportClose("did not start with the MRS preamble",
+                              "connection {session} from {address} did not start with the MRS "
+                              "preamble; closing")
             self._writeFrame(controlFrame({"type": "error", "code": error.code,
                                            "message": str(error)}))
         self.closeConnection()
@@ -428,9 +440,10 @@ class ClientSession(Protocol):
     def _loginTimedOut(self) -> None:
         self._loginTimer = None
         if self.state in (State.HELLO, State.AUTH, State.LOGGING_IN):
-            self.log.warn("connection {session} from {address} did not log in within {timeout} "
-                          "s; closing", session=self.sessionId, address=self.address,
-                          timeout=self.factory.settings.loginTimeout)
+            timeout = self.factory.settings.loginTimeout
+            self._reportClose(f"did not log in within {timeout:g} s",
+                              "connection {session} from {address} did not log in within "
+                              "{timeout} s; closing", timeout=timeout)
             self.fatal("login_timeout", "no login within "
                        f"{self.factory.settings.loginTimeout:g} seconds")
 
@@ -443,9 +456,9 @@ class ClientSession(Protocol):
         now = clock.seconds()
         silent = now - self._lastReceived
         if silent >= settings.idleTimeout:
-            self.log.warn("connection {session} from {address} sent nothing for {silent:.0f} s; "
-                          "closing", session=self.sessionId, address=self.address,
-                          silent=silent)
+            self._reportClose(f"sent nothing for {silent:.0f} s",
+                              "connection {session} from {address} sent nothing for "
+                              "{silent:.0f} s; closing", silent=silent)
             self.fatal("idle_timeout", f"nothing received for {settings.idleTimeout:g} seconds",
                        abort=True)
             return
@@ -457,9 +470,10 @@ class ClientSession(Protocol):
         self._keepaliveTimer = clock.callLater(settings.keepaliveInterval, self._keepalive)
 
     def _stalled(self) -> None:
-        self.log.warn("connection {session} from {address} has not read for {timeout} s; "
-                      "disconnecting it", session=self.sessionId, address=self.address,
-                      timeout=self.factory.settings.congestionTimeout)
+        timeout = self.factory.settings.congestionTimeout
+        self._reportClose(f"has not read for {timeout:g} s",
+                          "connection {session} from {address} has not read for {timeout} s; "
+                          "disconnecting it", timeout=timeout)
         self.fatal("congested", "this connection read too slowly and was disconnected",
                    abort=True)
 
@@ -509,12 +523,35 @@ class ClientSession(Protocol):
         """
         if self._closing or self.state is State.CLOSED:
             return
-        self.log.info("closing connection {session} from {address}: {code}: {message}",
-                      session=self.sessionId, address=self.address, code=code,
-                      message=message)
+        if self.principal is None:
+            self._noteCloseReason(f"closed by the server: {code}: {message}")
+        else:
+            # "message" would clash with the key of Twisted's legacy log events.
+            self.log.info("closing connection {session} from {address}: {code}: {detail}",
+                          session=self.sessionId, address=self.address, code=code,
+                          detail=message)
         if not abort:
             self.sendError(code, message)
         self.closeConnection(abort=abort, timeout=closeTimeout)
+
+    def _reportClose(self, reason: str, format: str, **fields: Any) -> None:
+        """
+        Log why the server is about to close this connection, as a warning
+        with C{format} and C{fields}.  Before login, C{reason} goes into the
+        connection's close line instead, which L{mrs.server.closelog}
+        rations, so that a flood of misbehaving connections cannot flood
+        the log.
+        """
+        if self.principal is None:
+            self._noteCloseReason(reason)
+        else:
+            self.log.warn(format, session=self.sessionId, address=self.address, **fields)
+
+    def _noteCloseReason(self, reason: str) -> None:
+        # The first reason is the cause; later ones (the error sent after a
+        # warning) only restate it.
+        if self._closeReason is None:
+            self._closeReason = reason
 
     def disconnect(self, code: str, message: str) -> None:
         """

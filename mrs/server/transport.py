@@ -61,8 +61,10 @@ _ffi, _SSL_write, _BIO_read = _findRawCalls()
 #: to each record of up to 16 KiB, TLS 1.2 with AES-GCM 29.
 _RECORD_OVERHEAD = 4096
 
-#: The buffer the relay's write path reads records into, grown on demand.
-#: One is enough: the reactor thread is the only writer.
+#: The buffer the relay's write path reads records into.  It grows to the
+#: largest frame relayed (at most max_frame_size plus the records' framing)
+#: and stays that size; one is enough because only the reactor thread
+#: writes.
 _scratch: Any = _ffi.new("char[]", 65536) if _ffi is not None else None
 
 
@@ -74,7 +76,7 @@ def _sendNow(connection: tcp.Server, data: bytes) -> None:
     if (data and not connection._tempDataBuffer
             and connection.offset == len(connection.dataBuffer)
             and connection.connected and not connection._writeDisconnected
-            and type(data) is bytes):
+            and not connection._aborting and type(data) is bytes):
         try:
             sent = connection.socket.send(data)
         except OSError:
@@ -94,7 +96,8 @@ def _sendView(connection: tcp.Server, view: Any) -> None:
     socket does not take at once is copied before Twisted keeps it.
     """
     if (not connection._tempDataBuffer and connection.offset == len(connection.dataBuffer)
-            and connection.connected and not connection._writeDisconnected):
+            and connection.connected and not connection._writeDisconnected
+            and not connection._aborting):
         try:
             sent = connection.socket.send(view)
         except OSError:
