@@ -6,10 +6,10 @@ never log in are port scanners, load-balancer health checks, TLS probes
 and floods.  At thousands a second their lines would fill the disk and
 bury the lines that matter.  They would also cost the server about 100
 microseconds of CPU time each, a sixth of a full ECDSA handshake (measured
-with bench/ through twistd's file log on 2 cores).  So such connections are logged one by one up to
-C{burst} in each C{interval}; past that they are counted, and one summary
-line at the end of the interval states how many were left out, why they
-closed and which address sent the most.  When the server closes such a
+with bench/ through twistd's file log on 2 cores).  So such connections
+are logged one by one up to C{burst} in each C{interval}.  Past that they
+are counted, and one summary line at the end of the interval states how
+many were left out, why they closed and which address sent the most.  When the server closes such a
 connection (no preamble, an HTTP request, a login timeout), its reason
 replaces the transport's in the line and the summary.  Connections that
 logged in are always logged, with a warning for each reason the server
