@@ -33,11 +33,6 @@ class Collector(Protocol):
         self.expected = expected
         self.received: Deferred[bytes] = Deferred()
         self.lost: Deferred[None] = Deferred()
-        self.server: Any = None
-
-    def connectionMade(self) -> None:
-        if self.server is not None:
-            self.server.append(self)
 
     def dataReceived(self, data: bytes) -> None:
         self.data += data
@@ -198,7 +193,7 @@ class DirectTCPTests(ListenerMixin, TestCase):
     def test_noWriteAfterAbort(self):  # type: ignore[no-untyped-def]
         """
         A write after abortConnection is dropped, as with Twisted's own
-        transport: the peer sees the reset and no data.
+        transport: the peer gets the reset and no data.
         """
         port, factory, _ = self.listen(tls=False)
         client = yield self.connect(port, tls=False)

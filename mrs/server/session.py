@@ -168,15 +168,16 @@ class ClientSession(Protocol):
         port = "TLS" if self.tlsPort else "plaintext"
         duration = self.factory.reactor.seconds() - self._openedAt
         if self._closeReason is not None:
-            why = self._closeReason
+            closeText = self._closeReason
         else:
-            why = describeClose(reason, self.factory.settings.adminPortNumber)
+            closeText = describeClose(reason, self.factory.settings.adminPortNumber)
         if self.principal is None:
             self.factory.earlyCloses.closed(self.sessionId, self.address, self.host, port,
-                                            duration, previous.value, why)
+                                            duration, previous.value, closeText)
         else:
             self.log.info(CLOSE_FORMAT, session=self.sessionId, address=self.address,
-                          port=port, duration=duration, state=previous.value, reason=why)
+                          port=port, duration=duration, state=previous.value,
+                          reason=closeText)
         self.closed.callback(None)
 
     # Input

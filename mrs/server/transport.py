@@ -63,49 +63,32 @@ _RECORD_OVERHEAD = 4096
 
 #: The buffer the relay's write path reads records into.  It grows to the
 #: largest frame relayed (at most max_frame_size plus the records' framing)
-#: and stays that size; one is enough because only the reactor thread
+#: and stays that size.  One is enough because only the reactor thread
 #: writes.
 _scratch: Any = _ffi.new("char[]", 65536) if _ffi is not None else None
 
 
-def _sendNow(connection: tcp.Server, data: bytes) -> None:
+def _sendNow(connection: tcp.Server, data: Any) -> None:
     """
-    Write C{data} on C{connection}'s socket at once if nothing is waiting in
-    its buffer, and leave the rest (or all of it) to Twisted's buffering.
+    Write C{data} (bytes, or a buffer the caller reuses) on C{connection}'s
+    socket at once if nothing is waiting in its buffer.  Twisted's buffer
+    keeps a copy of the rest, or of all of it.
     """
-    if (data and not connection._tempDataBuffer
+    if (len(data) and not connection._tempDataBuffer
             and connection.offset == len(connection.dataBuffer)
             and connection.connected and not connection._writeDisconnected
-            and not connection._aborting and type(data) is bytes):
+            and not connection._aborting):
         try:
             sent = connection.socket.send(data)
         except OSError:
             # Full (EAGAIN), interrupted, or lost: Twisted's buffer and its
             # next doWrite deal with each, lost connections included.
-            pass
-        else:
-            if sent == len(data):
-                return
-            data = data[sent:]
-    FileDescriptor.write(connection, data)
-
-
-def _sendView(connection: tcp.Server, view: Any) -> None:
-    """
-    Like L{_sendNow} for a buffer that the caller reuses: whatever the
-    socket does not take at once is copied before Twisted keeps it.
-    """
-    if (not connection._tempDataBuffer and connection.offset == len(connection.dataBuffer)
-            and connection.connected and not connection._writeDisconnected
-            and not connection._aborting):
-        try:
-            sent = connection.socket.send(view)
-        except OSError:
             sent = 0
-        if sent == len(view):
+        if sent == len(data):
             return
-        view = view[sent:]
-    FileDescriptor.write(connection, bytes(view))
+        data = data[sent:]
+    # Slicing copies a reused buffer, and bytes() of bytes is the same object.
+    FileDescriptor.write(connection, bytes(data))
 
 
 class _DirectBypass:
@@ -179,7 +162,7 @@ class RelayTLSProtocol(TLSMemoryBIOProtocol):
         tcp = self.transport
         if (_SSL_write is None or self._outgoing is None or self._ssl is None
                 or not self._handshakeDone or self._appSendBuffer or self.disconnecting
-                or self._lostTLSConnection or type(tcp) is not DirectTCPServer or tcp.TLS
+                or self._lostTLSConnection or type(tcp) is not DirectTCPServer
                 or type(data) is not bytes or not data):
             super().write(data)
             return
@@ -210,7 +193,7 @@ class RelayTLSProtocol(TLSMemoryBIOProtocol):
             self._flushRecords(0, records)
             return
         if got > 0:
-            _sendView(tcp, _ffi.buffer(_scratch, got))
+            _sendNow(tcp, _ffi.buffer(_scratch, got))
 
     def _write(self, bytes: bytes) -> None:  # noqa: A002 (the overridden name)
         if self._lostTLSConnection:
